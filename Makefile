@@ -1,0 +1,44 @@
+# ozz — build, test, demo and benchmark. `make test` is what CI runs.
+CARGO ?= cargo
+OZZ := $(CURDIR)/target/release/ozz
+DEMO_DIR := $(CURDIR)/target/demo
+
+.PHONY: all build deps test unit spec lint demo bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release -p ozz
+
+deps:
+	hack/deps
+
+# Unit tests, then the conformance suite against the release binary.
+test: deps build lint unit spec
+
+unit:
+	$(CARGO) test -p ozz
+
+spec: build
+	OZZ_BIN=$(OZZ) $(CARGO) test -p spec-tests -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+demo: deps build
+	rm -rf $(DEMO_DIR)
+	OZZ=$(OZZ) hack/mkbundle $(DEMO_DIR) sh -c 'echo "hello from $$(hostname), pid $$$$"; sleep 2'
+	cd $(DEMO_DIR) && $(OZZ) create --bundle . ozz-demo
+	$(OZZ) state ozz-demo
+	$(OZZ) start ozz-demo
+	$(OZZ) list
+	sleep 3
+	$(OZZ) state ozz-demo
+	$(OZZ) delete ozz-demo
+
+bench: deps build
+	hack/bench
+
+clean:
+	$(CARGO) clean

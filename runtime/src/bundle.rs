@@ -1,0 +1,226 @@
+//! The bundle: config.json loaded with oci-spec's types and checked against
+//! the runtime-spec's MUSTs before anything is created on the host.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical path of the root filesystem.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+pub fn load(dir: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("bundle {}", dir.display()))?;
+    let config_path = dir.join("config.json");
+    let data =
+        std::fs::read(&config_path).with_context(|| format!("read {}", config_path.display()))?;
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
+    let rootfs = resolve_rootfs(&dir, &spec)?;
+    validate(&spec)?;
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+fn resolve_rootfs(dir: &Path, spec: &Spec) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .context("config.json: root is missing")?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        dir.join(root.path())
+    };
+    let rootfs =
+        std::fs::canonicalize(&path).with_context(|| format!("rootfs {}", path.display()))?;
+    if !rootfs.is_dir() {
+        bail!("rootfs {} is not a directory", rootfs.display());
+    }
+    Ok(rootfs)
+}
+
+/// The checks runc makes before creating anything, with its wording where
+/// callers may match it.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        bail!("config.json: unsupported ociVersion {version:?} (want 1.x)");
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .context("config.json: process is missing")?;
+    match process.args() {
+        Some(args) if !args.is_empty() => {}
+        _ => bail!("config.json: process.args must not be empty"),
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "config.json: process.cwd {:?} is not an absolute path",
+            process.cwd()
+        );
+    }
+    for rlimit in process.rlimits().iter().flatten() {
+        if rlimit.soft() > rlimit.hard() {
+            bail!(
+                "config.json: rlimit {:?} has soft {} above hard {}",
+                rlimit.typ(),
+                rlimit.soft(),
+                rlimit.hard()
+            );
+        }
+    }
+    let linux = spec.linux().as_ref();
+    let namespaces = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mut seen = HashSet::new();
+    for ns in &namespaces {
+        if !seen.insert(ns.typ()) {
+            bail!("config.json: namespace {:?} is listed twice", ns.typ());
+        }
+        if let Some(path) = ns.path() {
+            if !path.exists() {
+                bail!(
+                    "config.json: namespace {} path {} does not exist",
+                    ns.typ(),
+                    path.display()
+                );
+            }
+        }
+    }
+    let has = |typ: LinuxNamespaceType| seen.contains(&typ);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("unable to set hostname without a private UTS namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
+        bail!("unable to set domainname without a private UTS namespace");
+    }
+    if let Some(linux) = linux {
+        let mapped = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if mapped && !has(LinuxNamespaceType::User) {
+            bail!(
+                "user namespace mappings specified, but user namespace isn't enabled in the config"
+            );
+        }
+        if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
+            bail!("time offsets specified, but time namespace isn't enabled in the config");
+        }
+        for (key, _) in linux.sysctl().iter().flatten() {
+            validate_sysctl(key, &has)?;
+        }
+    }
+    for mount in spec.mounts().iter().flatten() {
+        if !mount.destination().is_absolute() {
+            bail!(
+                "config.json: mount destination {} is not an absolute path",
+                mount.destination().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A sysctl is only allowed when the namespace that isolates it is private,
+/// else the container would change the host.
+fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    const IPC_KEYS: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
+        if has(LinuxNamespaceType::Ipc) {
+            return Ok(());
+        }
+        bail!("sysctl {key:?} is not allowed as it conflicts with the OCI \"ipc\" namespace");
+    }
+    if key.starts_with("net.") {
+        if has(LinuxNamespaceType::Network) {
+            return Ok(());
+        }
+        bail!("sysctl {key:?} not allowed in host network namespace");
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        if has(LinuxNamespaceType::Uts) {
+            return Ok(());
+        }
+        bail!("sysctl {key:?} is not allowed in the host UTS namespace");
+    }
+    bail!("sysctl {key:?} is not in a separate kernel namespace");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_from(json: &str) -> Result<Spec> {
+        Ok(serde_json::from_str(json)?)
+    }
+
+    const BASE: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
+        "linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}"#;
+
+    #[test]
+    fn minimal_config_is_valid() {
+        validate(&spec_from(&format!("{BASE}}}")).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let s = spec_from(&format!(r#"{BASE},"hostname":"x"}}"#)).unwrap();
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.contains("UTS namespace"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        assert!(spec_from(r#"{"ociVersion":"1.0.2","process":{"args":"sh"}}"#).is_err());
+    }
+
+    #[test]
+    fn relative_cwd_and_empty_args_are_refused() {
+        let s = spec_from(
+            &BASE
+                .replace(r#""cwd":"/""#, r#""cwd":"tmp""#)
+                .replace("}}", "}}}"),
+        )
+        .ok();
+        if let Some(s) = s {
+            assert!(validate(&s).is_err());
+        }
+        let s = spec_from(&format!("{}}}", BASE.replace(r#"["sh"]"#, "[]"))).unwrap();
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn net_sysctl_needs_netns() {
+        let json = BASE.replace(
+            r#""namespaces""#,
+            r#""sysctl":{"net.ipv4.ip_forward":"1"},"namespaces""#,
+        );
+        let s = spec_from(&format!("{json}}}")).unwrap();
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn duplicate_namespaces_are_refused() {
+        let s =
+            spec_from(&(BASE.replace(r#"{"type":"mount"}"#, r#"{"type":"pid"}"#) + "}")).unwrap();
+        assert!(validate(&s).is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! The thin adapter over libcgroups: where a container's cgroup is, how to
+//! create, fill, freeze and remove it, on cgroup v2 and on v1/hybrid hosts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, CgroupSetup,
+    ControllerOpt, FreezerState,
+};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxResources, Spec};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+pub fn setup() -> Option<CgroupSetup> {
+    libcgroups::common::get_cgroup_setup().ok()
+}
+
+pub fn is_v2() -> bool {
+    matches!(setup(), Some(CgroupSetup::Unified))
+}
+
+/// The container's cgroup path, always absolute from the hierarchy's root.
+/// No cgroupsPath means `/<id>`, as runc does. With `--systemd-cgroup`,
+/// `slice:prefix:name` becomes the cgroupfs path systemd would use
+/// (`/a.slice/a-b.slice/prefix-name.scope`); ozz does not talk to systemd.
+pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .filter(|p| !p.as_os_str().is_empty());
+    let Some(path) = configured else {
+        return Ok(PathBuf::from("/").join(id));
+    };
+    let text = path.to_string_lossy();
+    if systemd {
+        return systemd_to_cgroupfs(&text, id);
+    }
+    if text.split('/').any(|part| part == "..") {
+        bail!("cgroupsPath {text:?} must not contain \"..\"");
+    }
+    Ok(PathBuf::from("/").join(text.trim_start_matches('/')))
+}
+
+fn systemd_to_cgroupfs(text: &str, id: &str) -> Result<PathBuf> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        bail!("expected cgroupsPath of the form \"slice:prefix:name\" for systemd cgroups, got {text:?}");
+    };
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        bail!("invalid slice name {slice:?}");
+    };
+    let mut path = PathBuf::from("/");
+    if slice != "-.slice" {
+        // "a-b-c.slice" lives in /a.slice/a-b.slice/a-b-c.slice
+        let mut acc = String::new();
+        for piece in stem.split('-') {
+            if piece.is_empty() {
+                bail!("invalid slice name {slice:?}");
+            }
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(piece);
+            path.push(format!("{acc}.slice"));
+        }
+    }
+    let name = if name.is_empty() { id } else { name };
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    path.push(unit);
+    Ok(path)
+}
+
+pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: path.to_path_buf(),
+        systemd_cgroup: false,
+        container_name: String::new(),
+    })
+    .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
+}
+
+/// Creates the cgroup (on first add) and moves `pid` into it.
+pub fn add_task(manager: &AnyCgroupManager, pid: i32, path: &Path) -> Result<()> {
+    manager
+        .add_task(Pid::from_raw(pid))
+        .map_err(|e| anyhow!("join cgroup {}: {e}", path.display()))
+}
+
+pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
+    let opts = ControllerOpt {
+        resources,
+        disable_oom_killer: resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.disable_oom_killer())
+            .unwrap_or(false),
+        oom_score_adj: None,
+        freezer_state: None,
+    };
+    manager
+        .apply(&opts)
+        .map_err(|e| anyhow!("apply resources to cgroup {}: {e}", path.display()))
+}
+
+pub fn freeze(path: &Path, frozen: bool) -> Result<()> {
+    let state = if frozen {
+        FreezerState::Frozen
+    } else {
+        FreezerState::Thawed
+    };
+    manager(path)?
+        .freeze(state)
+        .map_err(|e| anyhow!("freeze cgroup {}: {e}", path.display()))
+}
+
+/// Removes the cgroup (killing anything left in it) if it exists.
+pub fn remove(path: &Path) -> Result<()> {
+    manager(path)?
+        .remove()
+        .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
+}
+
+pub fn pids(path: &Path) -> Result<Vec<i32>> {
+    let pids = manager(path)?
+        .get_all_pids()
+        .map_err(|e| anyhow!("list processes of cgroup {}: {e}", path.display()))?;
+    Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+}
+
+pub fn is_frozen(path: &Path) -> bool {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if is_v2() {
+        std::fs::read_to_string(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze"))
+            .is_ok_and(|s| s.trim() == "1")
+    } else {
+        std::fs::read_to_string(
+            Path::new(CGROUP_ROOT)
+                .join("freezer")
+                .join(rel)
+                .join("freezer.state"),
+        )
+        .is_ok_and(|s| s.trim() == "FROZEN")
+    }
+}
+
+/// The directory of one v1 controller (or the v2 directory) of `path`.
+pub fn controller_dir(controller: &str, path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if is_v2() {
+        Path::new(CGROUP_ROOT).join(rel)
+    } else {
+        Path::new(CGROUP_ROOT).join(controller).join(rel)
+    }
+}
+
+/// Device rules every container gets after the bundle's own, as runc adds
+/// them: the default /dev nodes, ptys, and each of linux.devices.
+pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
+    let linux = spec.linux().as_ref();
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    let mut extra = vec![
+        serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}),
+        serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}),
+    ];
+    for device in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
+        let typ = match device.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => "b",
+            oci_spec::runtime::LinuxDeviceType::P => continue,
+            _ => "c",
+        };
+        extra.push(serde_json::json!({"allow": true, "type": typ,
+            "major": device.major(), "minor": device.minor(), "access": "rwm"}));
+    }
+    for rule in extra {
+        rules.push(serde_json::from_value(rule).context("default device rule")?);
+    }
+    resources.set_devices(Some(rules));
+    Ok(resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_path(path: Option<&str>) -> Spec {
+        let json = match path {
+            Some(p) => format!(r#"{{"ociVersion":"1.0.2","linux":{{"cgroupsPath":"{p}"}}}}"#),
+            None => r#"{"ociVersion":"1.0.2","linux":{}}"#.to_string(),
+        };
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn paths_are_anchored_at_the_root() {
+        let p = |path, systemd| container_path(&spec_with_path(path), "c1", systemd);
+        assert_eq!(p(None, false).unwrap(), PathBuf::from("/c1"));
+        assert_eq!(p(Some("/a/b"), false).unwrap(), PathBuf::from("/a/b"));
+        assert_eq!(p(Some("a/b"), false).unwrap(), PathBuf::from("/a/b"));
+        assert!(p(Some("/a/../../etc"), false).is_err());
+    }
+
+    #[test]
+    fn systemd_slices_expand_like_systemd() {
+        let p = |path| container_path(&spec_with_path(Some(path)), "c1", true);
+        assert_eq!(
+            p("machine.slice:libpod:abc").unwrap(),
+            PathBuf::from("/machine.slice/libpod-abc.scope")
+        );
+        assert_eq!(
+            p("a-b-c.slice:pre:x").unwrap(),
+            PathBuf::from("/a.slice/a-b.slice/a-b-c.slice/pre-x.scope")
+        );
+        assert_eq!(
+            p(":ozz:c1").unwrap(),
+            PathBuf::from("/system.slice/ozz-c1.scope")
+        );
+        assert!(p("notaslice").is_err());
+    }
+}

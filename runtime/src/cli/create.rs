@@ -1,0 +1,259 @@
+//! `ozz create`: build the container and leave its init waiting on exec.fifo.
+
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::bundle;
+use crate::cgroups;
+use crate::cli::{CreateArgs, GlobalOpts};
+use crate::hooks;
+use crate::namespaces::NamespacePlan;
+use crate::spawn::{self, ChildConfig, ChildKind};
+use crate::state::{self, ContainerDir, ContainerState, Status};
+use crate::sync::Msg;
+
+pub fn run(global: &GlobalOpts, root: &Path, args: &CreateArgs) -> Result<()> {
+    crate::security::exe_seal::reexec_sealed_if_needed()?;
+    create(global, root, args, false).map(|_| ())
+}
+
+/// A created container, still locked by this process.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: ContainerState,
+    /// The pty master, when `run` relays the terminal itself.
+    pub console_master: Option<OwnedFd>,
+}
+
+/// What a failed create must undo, newest first.
+struct Undo {
+    child: Option<i32>,
+    cgroup: Option<PathBuf>,
+}
+
+impl Undo {
+    fn run(self, dir: ContainerDir) {
+        if let Some(pid) = self.child {
+            spawn::kill_and_reap(pid);
+        }
+        if let Some(path) = self.cgroup {
+            if let Err(e) = cgroups::remove(&path) {
+                crate::log::warn(&format!("cleanup: {e:#}"));
+            }
+        }
+        if let Err(e) = dir.destroy() {
+            crate::log::warn(&format!("cleanup: {e:#}"));
+        }
+    }
+}
+
+/// `relay_console`: `run` in the foreground owns the terminal itself when
+/// no console socket is given.
+pub fn create(
+    global: &GlobalOpts,
+    root: &Path,
+    args: &CreateArgs,
+    relay_console: bool,
+) -> Result<Created> {
+    state::validate_id(&args.id)?;
+    let bundle = bundle::load(&args.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && args.console_socket.is_none() && !relay_console {
+        bail!("cannot allocate tty if ozz will detach without setting console socket");
+    }
+    if !terminal && args.console_socket.is_some() {
+        bail!("cannot use console socket if ozz will not detach or allocate tty");
+    }
+    reserve_preserved_fds(args.preserve_fds + listen_fds())?;
+    let dir = ContainerDir::create(root, &args.id)?;
+    let mut undo = Undo {
+        child: None,
+        cgroup: None,
+    };
+    match build(
+        global,
+        args,
+        bundle,
+        &dir,
+        &mut undo,
+        terminal && relay_console,
+    ) {
+        Ok((state, console_master)) => Ok(Created {
+            dir,
+            state,
+            console_master,
+        }),
+        Err(err) => {
+            undo.run(dir);
+            Err(err)
+        }
+    }
+}
+
+fn build(
+    global: &GlobalOpts,
+    args: &CreateArgs,
+    bundle: bundle::Bundle,
+    dir: &ContainerDir,
+    undo: &mut Undo,
+    relay_console: bool,
+) -> Result<(ContainerState, Option<OwnedFd>)> {
+    let spec = bundle.spec;
+    let plan = NamespacePlan::from_spec(&spec);
+    let cgroup_path = cgroups::container_path(&spec, &args.id, global.systemd_cgroup)?;
+
+    // The console socket: connect to the caller's, or make our own pair.
+    let (console_for_child, console_keep): (Option<OwnedFd>, Option<OwnedFd>) =
+        if let Some(path) = &args.console_socket {
+            let stream = UnixStream::connect(path)
+                .with_context(|| format!("connect to console socket {}", path.display()))?;
+            (Some(stream.into()), None)
+        } else if relay_console {
+            let (a, b) = UnixStream::pair().context("console socketpair")?;
+            (Some(a.into()), Some(b.into()))
+        } else {
+            (None, None)
+        };
+
+    let fifo_path = dir.fifo_path();
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .context("create exec fifo")?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open exec fifo")?;
+
+    let process = spec
+        .process()
+        .clone()
+        .context("config.json: process is missing")?;
+    let child_config = ChildConfig {
+        kind: ChildKind::Init,
+        spec: spec.clone(),
+        process,
+        rootfs: bundle.rootfs.clone(),
+        cgroup_path: cgroup_path.clone(),
+        plan: plan.clone(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
+        fifo_fd: Some(fifo),
+        extra_fds: args.preserve_fds + listen_fds(),
+        id: args.id.clone(),
+    };
+    let manager = cgroups::manager(&cgroup_path)?;
+    let child = spawn::fork_child(&child_config)?;
+    undo.child = Some(child.pid);
+    drop(console_for_child);
+    let _ = nix::unistd::close(fifo);
+
+    undo.cgroup = Some(cgroup_path.clone());
+    cgroups::add_task(&manager, child.pid, &cgroup_path)?;
+    cgroups::apply(
+        &manager,
+        &cgroups::effective_resources(&spec)?,
+        &cgroup_path,
+    )?;
+    if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
+        spawn::write_id_maps(child.pid, &spec)?;
+    }
+
+    let pid_start_time = state::proc_stat(child.pid)
+        .map(|s| s.start_time)
+        .context("the container process exited during setup")?;
+    let state = ContainerState {
+        id: args.id.clone(),
+        pid: child.pid,
+        pid_start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::log::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup_path,
+        systemd_cgroup: global.systemd_cgroup,
+        config: spec,
+    };
+    let creating_json = state.oci_json(Status::Creating).to_string();
+    child.channel.send(&Msg::Proceed(creating_json.clone()))?;
+
+    spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
+    let hooks = state.config.hooks().clone().unwrap_or_default();
+    let hook_result = hooks::run_all("prestart", hooks.prestart().as_ref(), &creating_json)
+        .and_then(|_| {
+            hooks::run_all(
+                "createRuntime",
+                hooks.create_runtime().as_ref(),
+                &creating_json,
+            )
+        });
+    if let Err(err) = hook_result {
+        let _ = child.channel.send(&Msg::Failed(format!("{err:#}")));
+        return Err(err);
+    }
+    child.channel.send(&Msg::Proceed(creating_json))?;
+    spawn::expect(&child.channel, Msg::Ready)?;
+
+    let console_master = match console_keep {
+        Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
+        None => None,
+    };
+    dir.save(&state)?;
+    if let Some(pid_file) = &args.pid_file {
+        write_pid_file(pid_file, child.pid)?;
+    }
+    Ok((state, console_master))
+}
+
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    state::write_atomic(&path, pid.to_string().as_bytes())
+        .with_context(|| format!("write pid file {}", path.display()))
+}
+
+/// Socket activation: systemd's LISTEN_FDS descriptors follow stdio.
+pub fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Makes sure descriptors 3..3+n are open (on /dev/null if the caller left
+/// gaps), so none of ozz's own descriptors can take a preserved number and
+/// slip into the container.
+pub fn reserve_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            let null = std::fs::File::open("/dev/null")?.into_raw_fd();
+            if null != fd {
+                nix::unistd::dup2(null, fd)?;
+                nix::unistd::close(null)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,76 @@
+//! `ozz delete`: remove a stopped container (or kill it first with --force).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::cgroups;
+use crate::cli::DeleteArgs;
+use crate::hooks;
+use crate::state::{ContainerDir, ContainerState, Status};
+
+pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
+    let dir = match ContainerDir::open(root, &args.id) {
+        Ok(dir) => dir,
+        // A half-created container (no state.json yet) can still be forced away.
+        Err(err) if args.force && root.join(&args.id).is_dir() => {
+            crate::state::validate_id(&args.id)?;
+            let _ = std::fs::remove_dir_all(root.join(&args.id));
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let state = dir.load()?;
+    match state.status(&dir.path) {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&state)?,
+        status if args.force => {
+            if status == Status::Paused {
+                let _ = cgroups::freeze(&state.cgroup_path, false);
+            }
+            kill_and_wait(&state)?;
+        }
+        status => bail!(
+            "cannot delete container {} that is not stopped: {}",
+            state.id,
+            status.as_str()
+        ),
+    }
+    destroy(dir, &state)
+}
+
+/// SIGKILL the init and every process in the cgroup, and wait for the init
+/// to be gone.
+fn kill_and_wait(state: &ContainerState) -> Result<()> {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(state.pid),
+        nix::sys::signal::SIGKILL,
+    );
+    for pid in cgroups::pids(&state.cgroup_path).unwrap_or_default() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+    for _ in 0..1000 {
+        if !state.init_alive() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!("container init {} did not die after SIGKILL", state.pid)
+}
+
+/// The end of a container: poststop hooks, cgroup, state directory.
+pub fn destroy(dir: ContainerDir, state: &ContainerState) -> Result<()> {
+    if state.init_alive() {
+        kill_and_wait(state)?;
+    }
+    cgroups::remove(&state.cgroup_path)?;
+    let stopped = state.oci_json(Status::Stopped).to_string();
+    let poststop = state
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone());
+    hooks::run_all_warn("poststop", poststop.as_ref(), &stopped);
+    dir.destroy()
+}

@@ -1,0 +1,166 @@
+//! `ozz exec`: start one more process inside a running container.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Capability, Process};
+
+use crate::cgroups;
+use crate::cli::create::{listen_fds, reserve_preserved_fds, write_pid_file};
+use crate::cli::ExecArgs;
+use crate::foreground;
+use crate::namespaces::NamespacePlan;
+use crate::spawn::{self, ChildConfig, ChildKind};
+use crate::state::{ContainerDir, Status};
+use crate::sync::Msg;
+
+pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
+    crate::security::exe_seal::reexec_sealed_if_needed()?;
+    let dir = ContainerDir::open(root, &args.id)?;
+    let state = dir.load()?;
+    match state.status(&dir.path) {
+        Status::Running | Status::Created => {}
+        Status::Paused => bail!("cannot exec in a paused container"),
+        _ => bail!("cannot exec in a stopped container"),
+    }
+    let process = build_process(args, state.config.process().as_ref())?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && args.detach && args.console_socket.is_none() {
+        bail!("cannot allocate tty if ozz will detach without setting console socket");
+    }
+    let extra_fds = args.preserve_fds + listen_fds();
+    reserve_preserved_fds(extra_fds)?;
+
+    let (console_for_child, console_keep): (Option<OwnedFd>, Option<OwnedFd>) =
+        match (&args.console_socket, terminal) {
+            (Some(path), true) => (
+                Some(
+                    UnixStream::connect(path)
+                        .with_context(|| format!("connect to console socket {}", path.display()))?
+                        .into(),
+                ),
+                None,
+            ),
+            (None, true) => {
+                let (a, b) = UnixStream::pair().context("console socketpair")?;
+                (Some(a.into()), Some(b.into()))
+            }
+            _ => (None, None),
+        };
+
+    let config = ChildConfig {
+        kind: ChildKind::Exec {
+            target_pid: state.pid,
+        },
+        spec: state.config.clone(),
+        process,
+        rootfs: state.rootfs.clone(),
+        cgroup_path: state.cgroup_path.clone(),
+        plan: NamespacePlan::from_spec(&state.config),
+        no_pivot: false,
+        no_new_keyring: true,
+        console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
+        fifo_fd: None,
+        extra_fds,
+        id: state.id.clone(),
+    };
+    let manager = cgroups::manager(&state.cgroup_path)?;
+    let child = spawn::fork_child(&config)?;
+    drop(console_for_child);
+    let setup = (|| -> Result<()> {
+        cgroups::add_task(&manager, child.pid, &state.cgroup_path)?;
+        child
+            .channel
+            .send(&Msg::Proceed(state.oci_json(Status::Running).to_string()))?;
+        spawn::expect(&child.channel, Msg::Ready)
+    })();
+    if let Err(err) = setup {
+        spawn::kill_and_reap(child.pid);
+        return Err(err);
+    }
+    // The container's lock is not held while the process runs.
+    drop(dir);
+    if let Some(pid_file) = &args.pid_file {
+        write_pid_file(pid_file, child.pid)?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let console_master = match console_keep {
+        Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
+        None => None,
+    };
+    let mut signals = foreground::block_signals()?;
+    foreground::wait(child.pid, &mut signals, console_master)
+}
+
+/// The process to run: `--process FILE`, or the container's own process
+/// with the command line's overrides, as runc builds it.
+fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
+    if let Some(path) = &args.process {
+        let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        let process: Process = serde_json::from_slice(&data)
+            .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            bail!("process args must not be empty");
+        }
+        return Ok(process);
+    }
+    if args.command.is_empty() {
+        bail!("exec: no command given (pass COMMAND or --process)");
+    }
+    let mut process = base.cloned().unwrap_or_default();
+    process.set_args(Some(args.command.clone()));
+    process.set_terminal(Some(args.tty));
+    process.set_console_size(None);
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in &args.env {
+        let key = entry.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &args.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &args.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u.parse()?, Some(g.parse()?)),
+            None => (user.parse()?, None),
+        };
+        let mut u = process.user().clone();
+        u.set_uid(uid);
+        if let Some(gid) = gid {
+            u.set_gid(gid);
+        }
+        process.set_user(u);
+    }
+    if !args.additional_gids.is_empty() {
+        let mut u = process.user().clone();
+        u.set_additional_gids(Some(args.additional_gids.clone()));
+        process.set_user(u);
+    }
+    if args.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !args.caps.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &args.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| anyhow::anyhow!("unknown capability {name:?}"))?;
+            let mut b = caps.bounding().clone().unwrap_or_default();
+            b.insert(cap);
+            caps.set_bounding(Some(b));
+            let mut e = caps.effective().clone().unwrap_or_default();
+            e.insert(cap);
+            caps.set_effective(Some(e));
+            let mut p = caps.permitted().clone().unwrap_or_default();
+            p.insert(cap);
+            caps.set_permitted(Some(p));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    Ok(process)
+}

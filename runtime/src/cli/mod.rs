@@ -1,0 +1,233 @@
+//! The command line, shaped after runc's: podman, conmon and the containerd
+//! shim call these exact forms, so flag names and positions are a contract.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod create;
+pub mod delete;
+pub mod exec;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ozz",
+    about = "ozz: a runc-compatible OCI runtime with OpenVZ-style beancounters",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Root directory for container state (default /run/ozz, or $XDG_RUNTIME_DIR/ozz when not root)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Log file (errors and debug messages go there as well as to stderr)
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Format of the log file
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Enable debug logging
+    #[arg(long)]
+    pub debug: bool,
+    /// Treat cgroupsPath as "slice:prefix:name" for systemd
+    #[arg(long = "systemd-cgroup")]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility: true, false or auto
+    #[arg(long = "rootless", id = "global_rootless")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility (checkpointing is not supported)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle; its process waits for `start`
+    Create(CreateArgs),
+    /// Run the user process of a created container
+    Start(IdArg),
+    /// Create and start a container, then wait for it unless --detach
+    Run(RunArgs),
+    /// Print the OCI state of a container as JSON
+    State(IdArg),
+    /// Send a signal to the container's init (or to all its processes)
+    Kill(KillArgs),
+    /// Delete a container and what it holds
+    Delete(DeleteArgs),
+    /// List containers
+    List(ListArgs),
+    /// List the processes of a container
+    Ps(PsArgs),
+    /// Run a new process inside a running container
+    Exec(ExecArgs),
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Write a default config.json into a bundle
+    Spec(SpecArgs),
+    /// Print the features this runtime really supports, as JSON
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    pub id: String,
+    /// Path to the bundle (the directory holding config.json)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master of a terminal container
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's init PID to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for ramfs roots)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra file descriptors (3..3+N) into the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return once the container runs instead of waiting for it
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    pub id: String,
+    /// Signal name (KILL, SIGKILL) or number; SIGTERM by default
+    pub signal: Option<String>,
+    /// Signal every process of the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill a running container before deleting it
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Print only the container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Options passed to ps(1) in table format (accepted for compatibility)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments (when --process is not given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A JSON file holding an OCI process object
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid[:gid]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NAME) to the bounding, effective, permitted sets
+    #[arg(short = 'c', long = "cap")]
+    pub caps: Vec<String>,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for compatibility; LSM labels are not applied
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Accepted for compatibility; LSM profiles are not applied
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Accepted for compatibility
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Generate a spec for a rootless container
+    #[arg(long = "rootless", id = "spec_rootless")]
+    pub rootless: bool,
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+}

@@ -1,0 +1,60 @@
+//! `ozz start`: release the init waiting on exec.fifo.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::hooks;
+use crate::state::{ContainerDir, ContainerState, Status};
+
+pub fn run(root: &Path, id: &str) -> Result<()> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    start_locked(&dir, &state)
+}
+
+pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
+    match state.status(&dir.path) {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Running | Status::Paused => bail!("cannot start an already running container"),
+        Status::Creating => bail!("cannot start a container that is still being created"),
+    }
+    let fifo_path = dir.fifo_path();
+    // Non-blocking, so a dead init cannot leave us waiting for a writer forever.
+    let mut fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_path)
+        .context("open exec fifo")?;
+    let mut byte = [0u8; 1];
+    loop {
+        match fifo.read(&mut byte) {
+            Ok(1) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("read exec fifo"),
+        }
+        if !state.init_alive() {
+            bail!("container process exited before start");
+        }
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(50u16));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(&fifo_path).context("remove exec fifo")?;
+    let running = state.oci_json(Status::Running).to_string();
+    let poststart = state
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone());
+    hooks::run_all_warn("poststart", poststart.as_ref(), &running);
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,79 @@
+//! ozz: a runc-compatible OCI runtime. This file parses the command line and
+//! dispatches; each command lives in `cli/`.
+
+mod bundle;
+mod cgroups;
+mod cli;
+mod console;
+mod errors;
+mod foreground;
+mod hooks;
+mod log;
+mod namespaces;
+mod process;
+mod rootfs;
+mod security;
+mod spawn;
+mod state;
+mod sync;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const SPEC_VERSION: &str = "1.3.0";
+
+fn main() {
+    let cli = Cli::parse();
+    log::init(
+        cli.global.log.clone(),
+        cli.global.log_format,
+        cli.global.debug,
+    );
+    if cli.global.version {
+        print_version();
+        return;
+    }
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        std::process::exit(0);
+    };
+    let result = dispatch(&cli.global, command);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            // One line, outermost context first, like runc's "create: ...: reason".
+            let msg = format!("{err:#}");
+            log::error(&msg);
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn print_version() {
+    println!("ozz version {VERSION}");
+    println!("spec: {SPEC_VERSION}");
+}
+
+/// Runs one command; the Ok value is the process exit code.
+fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
+    let root = state::root_dir(global.root.as_deref());
+    match command {
+        Command::Create(args) => cli::create::run(global, &root, &args).map(|_| 0),
+        Command::Start(args) => cli::start::run(&root, &args.id).map(|_| 0),
+        Command::Run(args) => cli::run::run(global, &root, &args),
+        Command::State(args) => cli::state::run(&root, &args.id).map(|_| 0),
+        Command::Kill(args) => cli::kill::run(&root, &args).map(|_| 0),
+        Command::Delete(args) => cli::delete::run(&root, &args).map(|_| 0),
+        Command::List(args) => cli::list::run(&root, &args).map(|_| 0),
+        Command::Ps(args) => cli::ps::run(&root, &args).map(|_| 0),
+        Command::Exec(args) => cli::exec::run(&root, &args),
+        Command::Pause(args) => cli::pause::pause(&root, &args.id).map(|_| 0),
+        Command::Resume(args) => cli::pause::resume(&root, &args.id).map(|_| 0),
+        Command::Spec(args) => cli::spec::run(&args).map(|_| 0),
+        Command::Features => cli::features::run().map(|_| 0),
+    }
+}

@@ -1,0 +1,245 @@
+//! Process attributes applied by the container's init just before exec:
+//! rlimits, scheduling, identity, and the lookup of the program to run.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler,
+};
+
+pub fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match typ {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for rlimit in rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: rlimit.soft(),
+            rlim_max: rlimit.hard(),
+        };
+        // SAFETY: setrlimit reads a valid, initialised struct we own.
+        let rc = unsafe { libc::setrlimit(rlimit_resource(rlimit.typ()), &limit) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!(
+                    "setrlimit {:?} soft {} hard {}",
+                    rlimit.typ(),
+                    rlimit.soft(),
+                    rlimit.hard()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn set_oom_score_adj(value: i32) -> Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", value.to_string())
+        .with_context(|| format!("set oom_score_adj to {value}"))
+}
+
+pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_SHIFT: i64 = 13;
+    let class_num = match class {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let value = (class_num << IOPRIO_CLASS_SHIFT) | priority;
+    // SAFETY: ioprio_set takes plain integers; 0 means the calling process.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("set I/O priority");
+    }
+    Ok(())
+}
+
+/// struct sched_attr of sched_setattr(2).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+pub fn set_scheduler(scheduler: &Scheduler) -> Result<()> {
+    use oci_spec::runtime::LinuxSchedulerFlag as F;
+    let policy = match scheduler.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for flag in scheduler.flags().iter().flatten() {
+        flags |= match flag {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: scheduler.nice().unwrap_or(0),
+        sched_priority: scheduler.priority().unwrap_or(0) as u32,
+        sched_runtime: scheduler.runtime().unwrap_or(0),
+        sched_deadline: scheduler.deadline().unwrap_or(0),
+        sched_period: scheduler.period().unwrap_or(0),
+    };
+    // SAFETY: attr is a properly sized, initialised sched_attr; pid 0 is self.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("set scheduler");
+    }
+    Ok(())
+}
+
+/// Parses a cpu list such as "0-2,5" into a CPU set and applies it.
+pub fn set_cpu_affinity(list: &str) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>()?, b.parse::<usize>()?),
+            None => (part.parse::<usize>()?, part.parse::<usize>()?),
+        };
+        for cpu in lo..=hi {
+            set.set(cpu)
+                .with_context(|| format!("cpu {cpu} out of range"))?;
+        }
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("set CPU affinity {list:?}"))
+}
+
+pub fn set_personality(domain: &oci_spec::runtime::LinuxPersonalityDomain) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let persona: libc::c_ulong = match domain {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality takes a plain integer.
+    let rc = unsafe { libc::personality(persona) };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error()).context("set personality");
+    }
+    Ok(())
+}
+
+/// Switches to the process's uid/gid and supplementary groups. Capabilities
+/// survive the switch because keep-caps is set first; they are trimmed later.
+pub fn switch_user(process: &Process) -> Result<()> {
+    let user = process.user();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups is refused in a user namespace whose setgroups is "deny".
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    if setgroups_allowed {
+        nix::unistd::setgroups(&gids).context("setgroups")?;
+    } else if !gids.is_empty() {
+        bail!("cannot set additional gids: setgroups is denied in this user namespace");
+    }
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("setgid {}", user.gid()))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("setuid {}", user.uid()))?;
+    Ok(())
+}
+
+/// Finds the program like execvp does, with the container's PATH.
+pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    if arg0.contains('/') {
+        return Ok(PathBuf::from(arg0));
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!("exec: {arg0:?}: executable file not found in $PATH")
+}
+
+pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).with_context(|| format!("NUL byte in {s:?}")))
+        .collect()
+}
+
+/// execve; returns only on failure.
+pub fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
+    let prog = match CString::new(program.as_os_str().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    let (argv, envp) = match (cstrings(args), cstrings(env)) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let err = nix::unistd::execve(&prog, &argv, &envp).unwrap_err();
+    anyhow::Error::new(err).context(format!("exec {:?}", program))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_lookup_uses_the_container_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(find_program("sh", &env).unwrap().ends_with("sh"));
+        assert_eq!(find_program("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
+        let err = find_program("no-such-program-xyz", &env).unwrap_err();
+        assert!(err.to_string().contains("executable file not found"));
+    }
+}

@@ -1,0 +1,871 @@
+//! The container's filesystem view: propagation, the bundle's mounts, /dev,
+//! pivot_root, masked and read-only paths. Destinations are resolved inside
+//! the rootfs through file descriptors (libpathrs), so a symlink planted in
+//! the image can never send a mount out to the host.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use pathrs::{flags::OpenFlags, InodeType, Root};
+
+/// A mount's options split the way the kernel wants them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    /// Propagation changes applied after the mount, in order.
+    pub propagation: Vec<MsFlags>,
+    /// mount_setattr(AT_RECURSIVE) attributes to set and to clear.
+    pub rec_set: u64,
+    pub rec_clear: u64,
+    /// Filesystem-specific options, passed as the data string.
+    pub data: Vec<String>,
+}
+
+impl MountOptions {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x01;
+const MOUNT_ATTR_NOSUID: u64 = 0x02;
+const MOUNT_ATTR_NODEV: u64 = 0x04;
+const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x00;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+pub fn parse_options(options: &[String]) -> MountOptions {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        propagation: Vec::new(),
+        rec_set: 0,
+        rec_clear: 0,
+        data: Vec::new(),
+    };
+    for opt in options {
+        let set = |o: &mut MountOptions, f: MsFlags| o.flags.insert(f);
+        let clear = |o: &mut MountOptions, f: MsFlags| o.flags.remove(f);
+        match opt.as_str() {
+            "defaults" => {}
+            "ro" => set(&mut o, MsFlags::MS_RDONLY),
+            "rw" => clear(&mut o, MsFlags::MS_RDONLY),
+            "nosuid" => set(&mut o, MsFlags::MS_NOSUID),
+            "suid" => clear(&mut o, MsFlags::MS_NOSUID),
+            "nodev" => set(&mut o, MsFlags::MS_NODEV),
+            "dev" => clear(&mut o, MsFlags::MS_NODEV),
+            "noexec" => set(&mut o, MsFlags::MS_NOEXEC),
+            "exec" => clear(&mut o, MsFlags::MS_NOEXEC),
+            "sync" => set(&mut o, MsFlags::MS_SYNCHRONOUS),
+            "async" => clear(&mut o, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => set(&mut o, MsFlags::MS_DIRSYNC),
+            "remount" => set(&mut o, MsFlags::MS_REMOUNT),
+            "mand" => set(&mut o, MsFlags::MS_MANDLOCK),
+            "nomand" => clear(&mut o, MsFlags::MS_MANDLOCK),
+            "atime" => clear(&mut o, MsFlags::MS_NOATIME),
+            "noatime" => set(&mut o, MsFlags::MS_NOATIME),
+            "diratime" => clear(&mut o, MsFlags::MS_NODIRATIME),
+            "nodiratime" => set(&mut o, MsFlags::MS_NODIRATIME),
+            "relatime" => set(&mut o, MsFlags::MS_RELATIME),
+            "norelatime" => clear(&mut o, MsFlags::MS_RELATIME),
+            "strictatime" => set(&mut o, MsFlags::MS_STRICTATIME),
+            "nostrictatime" => clear(&mut o, MsFlags::MS_STRICTATIME),
+            "lazytime" => set(&mut o, MsFlags::MS_LAZYTIME),
+            "nolazytime" => clear(&mut o, MsFlags::MS_LAZYTIME),
+            "silent" => set(&mut o, MsFlags::MS_SILENT),
+            "loud" => clear(&mut o, MsFlags::MS_SILENT),
+            "iversion" => set(&mut o, MsFlags::MS_I_VERSION),
+            "noiversion" => clear(&mut o, MsFlags::MS_I_VERSION),
+            "bind" => set(&mut o, MsFlags::MS_BIND),
+            "rbind" => set(&mut o, MsFlags::MS_BIND | MsFlags::MS_REC),
+            "private" => o.propagation.push(MsFlags::MS_PRIVATE),
+            "rprivate" => o.propagation.push(MsFlags::MS_PRIVATE | MsFlags::MS_REC),
+            "shared" => o.propagation.push(MsFlags::MS_SHARED),
+            "rshared" => o.propagation.push(MsFlags::MS_SHARED | MsFlags::MS_REC),
+            "slave" => o.propagation.push(MsFlags::MS_SLAVE),
+            "rslave" => o.propagation.push(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+            "unbindable" => o.propagation.push(MsFlags::MS_UNBINDABLE),
+            "runbindable" => o.propagation.push(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
+            "rro" => o.rec_set |= MOUNT_ATTR_RDONLY,
+            "rrw" => o.rec_clear |= MOUNT_ATTR_RDONLY,
+            "rnosuid" => o.rec_set |= MOUNT_ATTR_NOSUID,
+            "rsuid" => o.rec_clear |= MOUNT_ATTR_NOSUID,
+            "rnodev" => o.rec_set |= MOUNT_ATTR_NODEV,
+            "rdev" => o.rec_clear |= MOUNT_ATTR_NODEV,
+            "rnoexec" => o.rec_set |= MOUNT_ATTR_NOEXEC,
+            "rexec" => o.rec_clear |= MOUNT_ATTR_NOEXEC,
+            "rnodiratime" => o.rec_set |= MOUNT_ATTR_NODIRATIME,
+            "rdiratime" => o.rec_clear |= MOUNT_ATTR_NODIRATIME,
+            "rrelatime" => {
+                o.rec_clear |= MOUNT_ATTR_ATIME_MASK;
+                o.rec_set |= MOUNT_ATTR_RELATIME;
+            }
+            "rnorelatime" => o.rec_clear |= MOUNT_ATTR_ATIME_MASK,
+            "rnoatime" => {
+                o.rec_clear |= MOUNT_ATTR_ATIME_MASK;
+                o.rec_set |= MOUNT_ATTR_NOATIME;
+            }
+            "ratime" => o.rec_clear |= MOUNT_ATTR_ATIME_MASK,
+            "rstrictatime" => {
+                o.rec_clear |= MOUNT_ATTR_ATIME_MASK;
+                o.rec_set |= MOUNT_ATTR_STRICTATIME;
+            }
+            "rnostrictatime" => o.rec_clear |= MOUNT_ATTR_ATIME_MASK,
+            "rnosymfollow" => o.rec_set |= MOUNT_ATTR_NOSYMFOLLOW,
+            "rsymfollow" => o.rec_clear |= MOUNT_ATTR_NOSYMFOLLOW,
+            // Options consumed by runc-era tooling that change nothing here.
+            "tmpcopyup" | "idmap" | "ridmap" => {}
+            other => o.data.push(other.to_string()),
+        }
+    }
+    o
+}
+
+/// The flags the kernel locks on a mount (and which a bind remount must
+/// therefore repeat, or it fails with EPERM inside a user namespace).
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut flags = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(fs) {
+            flags.insert(ms);
+        }
+    }
+    flags
+}
+
+fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    // SAFETY: path is NUL-terminated and attr is a valid mount_attr of the
+    // size we pass; the kernel only reads both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("mount_setattr {}", target.display()));
+    }
+    Ok(())
+}
+
+/// Prepares the host side of the mount namespace: nothing the container
+/// mounts propagates back, and the rootfs becomes a mount of its own.
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let propagation = match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => {
+            let parsed = parse_options(&[p.to_string()]);
+            match parsed.propagation.as_slice() {
+                [flag] => *flag,
+                _ => bail!("invalid rootfsPropagation {p:?}"),
+            }
+        }
+    };
+    // Start from slave so nothing reaches the host, even for "shared"
+    // (which is applied to the new root after pivot_root).
+    let initial = if propagation.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        propagation
+    };
+    mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
+        .context("set propagation of /")?;
+    // pivot_root refuses a new root whose parent mount is shared.
+    make_parent_private(rootfs)?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    Ok(())
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mount_point) = fields.get(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(unescape_mountinfo(mount_point));
+        if rootfs.starts_with(&mp)
+            && best
+                .as_ref()
+                .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
+        {
+            let shared = fields
+                .iter()
+                .skip(6)
+                .take_while(|f| **f != "-")
+                .any(|f| f.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("make {} private", mp.display()))?;
+    }
+    Ok(())
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Everything mounted into the rootfs before pivot_root.
+pub struct MountContext<'a> {
+    pub rootfs: &'a Path,
+    pub cgroup_path: &'a Path,
+    pub in_user_ns: bool,
+    pub new_cgroup_ns: bool,
+}
+
+pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
+    let root =
+        Root::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()))?;
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_one(&root, m, ctx).with_context(|| {
+            format!(
+                "mount {:?} on {:?}",
+                m.source().as_deref().unwrap_or(Path::new("")),
+                m.destination()
+            )
+        })?;
+    }
+    let dev_is_bind = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || parse_options(m.options().as_deref().unwrap_or(&[])).is_bind())
+    });
+    if !dev_is_bind {
+        create_default_devices(&root, ctx.in_user_ns)?;
+        create_dev_symlinks(&root)?;
+    }
+    for device in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+    {
+        create_device(&root, &device, ctx.in_user_ns)
+            .with_context(|| format!("create device {}", device.path().display()))?;
+    }
+    Ok(())
+}
+
+fn perm(bits: u32) -> std::fs::Permissions {
+    std::os::unix::fs::PermissionsExt::from_mode(bits)
+}
+
+/// The /proc/self/fd path of a handle: mount(2) follows it to the very
+/// inode we resolved, not to whatever the path names by then.
+fn fd_path(fd: &impl AsFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
+
+fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
+    let options = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().clone().unwrap_or_default();
+    let is_bind = options.is_bind() || typ == "bind";
+    let dest = m.destination();
+    let source = m.source().clone().unwrap_or_default();
+
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(root, dest, &options, ctx);
+    }
+
+    // A file bind-mounted needs a file to land on; everything else a directory.
+    let source_is_file = is_bind
+        && std::fs::metadata(&source)
+            .map(|s| !s.is_dir())
+            .unwrap_or(false);
+    let target = if source_is_file {
+        ensure_file(root, dest)?
+    } else {
+        root.mkdir_all(dest, &perm(0o755))
+            .with_context(|| format!("create mount point {}", dest.display()))?
+    };
+    let target_path = fd_path(&target);
+
+    if is_bind {
+        let bind_flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
+        mount(
+            Some(&source),
+            &target_path,
+            None::<&str>,
+            bind_flags,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind {}", source.display()))?;
+        // Re-resolve: the mount now covers the old target inode.
+        let target = root.resolve(dest)?;
+        let target_path = fd_path(&target);
+        let extra = options.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&target_path);
+            mount(
+                None::<&str>,
+                &target_path,
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .context("remount bind with options")?;
+        }
+        return finish_mount(&target_path, &options);
+    }
+
+    let data = options.data.join(",");
+    let result = mount(
+        Some(&source),
+        &target_path,
+        Some(typ.as_str()),
+        options.flags,
+        if data.is_empty() {
+            None
+        } else {
+            Some(data.as_str())
+        },
+    );
+    match result {
+        Ok(()) => {}
+        // sysfs cannot be mounted in a user namespace without its own network
+        // namespace: fall back to a recursive read-only bind of the host's.
+        Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
+            mount(
+                Some("/sys"),
+                &target_path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .context("bind /sys")?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("mount type {typ:?}")),
+    }
+    let target = root.resolve(dest)?;
+    finish_mount(&fd_path(&target), &options)
+}
+
+fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
+    for flag in &options.propagation {
+        mount(None::<&str>, target, None::<&str>, *flag, None::<&str>)
+            .with_context(|| format!("set propagation {flag:?}"))?;
+    }
+    if options.rec_set != 0 || options.rec_clear != 0 {
+        mount_setattr(target, options.rec_set, options.rec_clear)?;
+    }
+    Ok(())
+}
+
+fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
+    if let Ok(handle) = root.resolve(dest) {
+        return Ok(handle);
+    }
+    if let Some(parent) = dest.parent() {
+        root.mkdir_all(parent, &perm(0o755))?;
+    }
+    root.create_file(dest, OpenFlags::O_CREAT | OpenFlags::O_WRONLY, &perm(0o644))
+        .with_context(|| format!("create mount point file {}", dest.display()))?;
+    Ok(root.resolve(dest)?)
+}
+
+/// cgroup mounts: cgroup2 itself on a v2 host with a private cgroup
+/// namespace; otherwise a tmpfs with the container's own directory of each
+/// v1 hierarchy bound into it, as runc presents v1 to a container.
+fn mount_cgroup(
+    root: &Root,
+    dest: &Path,
+    options: &MountOptions,
+    ctx: &MountContext,
+) -> Result<()> {
+    let perm = perm(0o755);
+    let target = root.mkdir_all(dest, &perm)?;
+    let readonly = options.flags.contains(MsFlags::MS_RDONLY);
+    let base = options.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    if crate::cgroups::is_v2() {
+        if ctx.new_cgroup_ns {
+            mount(
+                Some("cgroup2"),
+                &fd_path(&target),
+                Some("cgroup2"),
+                base | (options.flags & MsFlags::MS_RDONLY),
+                None::<&str>,
+            )
+            .context("mount cgroup2")?;
+        } else {
+            let host = crate::cgroups::controller_dir("", ctx.cgroup_path);
+            bind_readonly_maybe(root, &host, dest, readonly)?;
+        }
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .context("mount tmpfs for cgroup v1")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post_fields = post.split(' ');
+        if post_fields.next() != Some("cgroup") {
+            continue;
+        }
+        let Some(mount_point) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
+        let Some(name) = mount_point
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        let host = mount_point.join(ctx.cgroup_path.strip_prefix("/").unwrap_or(ctx.cgroup_path));
+        if !host.is_dir() {
+            continue;
+        }
+        let sub = dest.join(&name);
+        root.mkdir_all(&sub, &perm)?;
+        bind_readonly_maybe(root, &host, &sub, readonly)
+            .with_context(|| format!("bind cgroup {}", host.display()))?;
+    }
+    if readonly {
+        let target = root.resolve(dest)?;
+        let p = fd_path(&target);
+        mount(
+            None::<&str>,
+            &p,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base,
+            Some("mode=755"),
+        )
+        .context("remount cgroup tmpfs read-only")?;
+    }
+    Ok(())
+}
+
+/// Binds `source` onto `dest` in the rootfs, read-only if asked. The
+/// remount goes through a fresh handle: the old one names the directory
+/// the bind now covers, not the new mount.
+fn bind_readonly_maybe(root: &Root, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
+    let target = root.resolve(dest)?;
+    mount(
+        Some(source),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    if readonly {
+        let covered = root.resolve(dest)?;
+        let target = fd_path(&covered);
+        let flags =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&target);
+        mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)?;
+    }
+    Ok(())
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn create_default_devices(root: &Root, in_user_ns: bool) -> Result<()> {
+    for (path, major, minor) in DEFAULT_DEVICES {
+        make_node(
+            root,
+            Path::new(path),
+            SFlag::S_IFCHR,
+            major,
+            minor,
+            0o666,
+            None,
+            in_user_ns,
+        )
+        .with_context(|| format!("create {path}"))?;
+    }
+    Ok(())
+}
+
+fn create_dev_symlinks(root: &Root) -> Result<()> {
+    let mut links = vec![
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+        ("pts/ptmx", "/dev/ptmx"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "/dev/core"));
+    }
+    for (target, link) in links {
+        if link == "/dev/ptmx" {
+            // A devpts mount provides pts/ptmx; replace any node the image has.
+            let _ = root.remove_file(link);
+        }
+        match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
+            Ok(()) => {}
+            Err(e) if root.resolve_nofollow(link).is_ok() => {
+                crate::log::debug(&format!("{link} exists: {e}"));
+            }
+            Err(e) => return Err(e).with_context(|| format!("symlink {link}")),
+        }
+    }
+    Ok(())
+}
+
+fn create_device(root: &Root, device: &LinuxDevice, in_user_ns: bool) -> Result<()> {
+    let kind = match device.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => bail!("device type \"a\" is only valid in cgroup rules"),
+    };
+    let owner = Some((device.uid().unwrap_or(0), device.gid().unwrap_or(0)));
+    make_node(
+        root,
+        device.path(),
+        kind,
+        device.major() as u64,
+        device.minor() as u64,
+        device.file_mode().unwrap_or(0o666),
+        owner,
+        in_user_ns,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_node(
+    root: &Root,
+    path: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    in_user_ns: bool,
+) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        root.mkdir_all(parent, &perm(0o755))?;
+    }
+    let _ = root.remove_file(path);
+    if in_user_ns {
+        // mknod is refused in a user namespace: bind the host's node instead.
+        root.create_file(path, OpenFlags::O_CREAT | OpenFlags::O_WRONLY, &perm(0o644))?;
+        let target = root.resolve(path)?;
+        mount(
+            Some(path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind host device {}", path.display()))?;
+        return Ok(());
+    }
+    let dir = root.resolve(path.parent().unwrap_or(Path::new("/")))?;
+    let name = path.file_name().context("device path has no name")?;
+    let dev = makedev(major, minor);
+    nix::sys::stat::mknodat(
+        Some(dir.as_fd().as_raw_fd()),
+        name,
+        kind,
+        Mode::from_bits_truncate(mode & 0o7777),
+        dev,
+    )
+    .with_context(|| format!("mknod {}", path.display()))?;
+    let node = root.resolve_nofollow(path)?;
+    // mknod is subject to the umask: set the mode exactly as asked.
+    let node_path = fd_path(&node);
+    if let Some((uid, gid)) = owner {
+        nix::unistd::chown(&node_path, Some(uid.into()), Some(gid.into()))?;
+    }
+    std::fs::set_permissions(
+        &node_path,
+        std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+    )?;
+    Ok(())
+}
+
+/// Makes `rootfs` the root: pivot_root, or chroot with --no-pivot.
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs)?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .context("move rootfs to /")?;
+        nix::unistd::chroot(".").context("chroot")?;
+        nix::unistd::chdir("/")?;
+        return Ok(());
+    }
+    let old_root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let new_root = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    nix::unistd::fchdir(new_root)?;
+    // Stack the old root under the new one, then detach it from there.
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    nix::unistd::fchdir(old_root)?;
+    // The old root must not propagate the unmount to the host.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
+    nix::unistd::chdir("/")?;
+    let _ = nix::unistd::close(old_root);
+    let _ = nix::unistd::close(new_root);
+    Ok(())
+}
+
+/// After pivot_root: the spec's masked and read-only paths, read-only root
+/// and the final root propagation.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let masked = linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default();
+    if !masked.is_empty() {
+        verify_dev_null()?;
+    }
+    for path in &masked {
+        mask_path(Path::new(path)).with_context(|| format!("mask {path}"))?;
+    }
+    for path in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
+        readonly_path(Path::new(&path)).with_context(|| format!("make {path} read-only"))?;
+    }
+    if let Some(p) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| p.contains("shared"))
+    {
+        let parsed = parse_options(&[p.to_string()]);
+        for flag in parsed.propagation {
+            mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
+                .context("set root propagation")?;
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | locked_flags(Path::new("/"));
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .context("remount root read-only")?;
+    }
+    Ok(())
+}
+
+/// /dev/null is what masks files: make sure the image did not swap it for
+/// something else (a symlink or a regular file would expose data instead).
+fn verify_dev_null() -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata("/dev/null").context("stat /dev/null")?;
+    if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
+        bail!("/dev/null is not the null device (char 1:3); refusing to mask paths with it");
+    }
+    Ok(())
+}
+
+fn mask_path(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )?;
+    } else {
+        match mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn readonly_path(path: &Path) -> Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_REC
+        | locked_flags(path);
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)?;
+    Ok(())
+}
+
+/// Writes linux.sysctl through the container's /proc/sys.
+pub fn apply_sysctl(spec: &Spec) -> Result<()> {
+    let sysctl = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default();
+    for (key, value) in sysctl {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value.as_bytes()).with_context(|| format!("write sysctl {key}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &[&str]) -> MountOptions {
+        parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flags_propagation_and_data_are_split() {
+        let o = opts(&[
+            "nosuid",
+            "noexec",
+            "nodev",
+            "mode=755",
+            "size=65536k",
+            "rslave",
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn later_options_override_earlier() {
+        assert_eq!(opts(&["ro", "rw"]).flags, MsFlags::empty());
+        assert_eq!(
+            opts(&["rbind", "ro"]).flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert!(opts(&["bind"]).is_bind());
+    }
+
+    #[test]
+    fn recursive_attributes_go_to_mount_setattr() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rnoatime"]);
+        assert_eq!(
+            o.rec_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.rec_clear, MOUNT_ATTR_ATIME_MASK);
+        assert!(o.data.is_empty());
+    }
+}

@@ -1,0 +1,337 @@
+//! The child side: everything the container process does to itself between
+//! clone3 and execve, in the runtime-spec's order. Any failure is sent to
+//! the parent as one line and the child exits.
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::{ChildConfig, ChildKind};
+use crate::namespaces;
+use crate::process;
+use crate::rootfs;
+use crate::security::{caps, seccomp};
+use crate::sync::{Channel, Msg};
+
+/// Entry point of the cloned child; never returns.
+pub fn run(config: &ChildConfig, channel: Channel) -> ! {
+    let err = match steps(config, &channel) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let text = format!("{err:#}");
+    if channel.send(&Msg::Failed(text.clone())).is_err() {
+        // After Ready the parent is gone: say it where the user sees it.
+        eprintln!("ozz: {text}");
+    }
+    // SAFETY: _exit ends this process immediately, skipping atexit handlers
+    // that belong to the parent's copy of the program.
+    unsafe { libc::_exit(1) }
+}
+
+fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
+    // Until exec nothing in the container may ptrace us or open our
+    // /proc/PID files (CVE-2016-9962); execve restores dumpability.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+
+    let state_json = match channel.recv()? {
+        Some(Msg::Proceed(state)) => state,
+        _ => bail!("parent did not complete setup"),
+    };
+
+    match config.kind {
+        ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
+        ChildKind::Exec { target_pid } => join_container(target_pid)?,
+    }
+
+    let process = &config.process;
+    if process.terminal().unwrap_or(false) {
+        let socket = config
+            .console_socket
+            .context("a terminal was requested but there is no console socket")?;
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup_in_container(socket, size)?;
+    }
+    if let Some(socket) = config.console_socket {
+        let _ = nix::unistd::close(socket);
+    }
+
+    apply_process_attributes(&config.spec, process)?;
+
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let filter = match config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(profile) => Some(seccomp::compile(profile).context("seccomp")?),
+        None => None,
+    };
+    let default_caps = oci_spec::runtime::LinuxCapabilities::default();
+    let empty_caps = empty_capabilities(&default_caps);
+    let capabilities = process.capabilities().as_ref().unwrap_or(&empty_caps);
+    caps::prepare(capabilities)?;
+    if no_new_privs {
+        caps::set_no_new_privs()?;
+    } else if let Some(filter) = &filter {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+        // the process may be about to lose.
+        filter.install().context("load seccomp filter")?;
+    }
+    process::switch_user(process)?;
+    caps::apply(capabilities)?;
+
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd)
+        .with_context(|| format!("chdir to cwd {:?} set in config.json", cwd))?;
+    verify_cwd_inside_root()?;
+
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_dir(process.user().uid())));
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let program = process::find_program(&args[0], &env)?;
+
+    close_inherited_fds(3 + config.extra_fds)?;
+
+    if let Some(fifo_fd) = config.fifo_fd {
+        channel.send(&Msg::Ready)?;
+        wait_for_start(fifo_fd)?;
+        let start_hooks = config
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone());
+        crate::hooks::run_all("startContainer", start_hooks.as_ref(), &state_json)?;
+    } else {
+        channel.send(&Msg::Ready)?;
+    }
+    if no_new_privs {
+        if let Some(filter) = &filter {
+            filter.install().context("load seccomp filter")?;
+        }
+    }
+    Err(process::exec(&program, &args, &env))
+}
+
+fn empty_capabilities(
+    template: &oci_spec::runtime::LinuxCapabilities,
+) -> oci_spec::runtime::LinuxCapabilities {
+    let mut caps = template.clone();
+    caps.set_bounding(Some(Default::default()));
+    caps.set_effective(Some(Default::default()));
+    caps.set_inheritable(Some(Default::default()));
+    caps.set_permitted(Some(Default::default()));
+    caps.set_ambient(Some(Default::default()));
+    caps
+}
+
+/// Namespaces the parent could not enter for us, identity inside a user
+/// namespace, the session, hostname, and the whole root filesystem.
+fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+    let plan = &config.plan;
+    if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
+        namespaces::join(LinuxNamespaceType::User, path)?;
+    }
+    if plan.has(LinuxNamespaceType::User) {
+        become_root_in_user_ns()?;
+    }
+    if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
+        namespaces::join(LinuxNamespaceType::Mount, path)?;
+    }
+    nix::unistd::setsid().context("setsid")?;
+    if !config.no_new_keyring {
+        join_session_keyring(&config.id);
+    }
+    if plan.has(LinuxNamespaceType::Uts) {
+        if let Some(hostname) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(hostname).context("sethostname")?;
+        }
+        if let Some(domain) = config
+            .spec
+            .domainname()
+            .as_deref()
+            .filter(|h| !h.is_empty())
+        {
+            set_domainname(domain)?;
+        }
+    }
+    if !plan.creates(LinuxNamespaceType::Mount) {
+        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    }
+    rootfs::prepare(&config.spec, &config.rootfs)?;
+    rootfs::mount_all(
+        &config.spec,
+        &rootfs::MountContext {
+            rootfs: &config.rootfs,
+            cgroup_path: &config.cgroup_path,
+            in_user_ns: plan.has(LinuxNamespaceType::User),
+            new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
+        },
+    )?;
+    // prestart and createRuntime run in the runtime's namespaces (the
+    // parent), createContainer here, before pivot_root.
+    channel.send(&Msg::RunCreateRuntimeHooks)?;
+    let state_json = match channel.recv()? {
+        Some(Msg::Proceed(state)) => state,
+        Some(Msg::Failed(reason)) => bail!(reason),
+        _ => bail!("parent went away while running hooks"),
+    };
+    let hooks = config
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone());
+    crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
+    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    rootfs::finish(&config.spec)?;
+    rootfs::apply_sysctl(&config.spec)?;
+    Ok(())
+}
+
+/// `exec`: enter every namespace of the running container (user first, so
+/// the others are entered with its rights; mount last).
+fn join_container(target_pid: i32) -> Result<()> {
+    use LinuxNamespaceType as T;
+    // The container's root, opened while /proc is still the host's: after
+    // joining the mount namespace the host PID means nothing.
+    let root = std::fs::File::open(format!("/proc/{target_pid}/root"))
+        .context("open the container's root")?;
+    let mut joined_user = false;
+    for typ in [T::User, T::Ipc, T::Uts, T::Network, T::Cgroup, T::Mount] {
+        let path = format!("/proc/{target_pid}/ns/{}", namespaces::proc_name(typ));
+        if super::same_namespace(Path::new(&path), typ) {
+            continue;
+        }
+        namespaces::join(typ, Path::new(&path))?;
+        joined_user |= typ == T::User;
+    }
+    if joined_user {
+        become_root_in_user_ns()?;
+    }
+    nix::unistd::fchdir(root.as_raw_fd()).context("enter the container's root")?;
+    nix::unistd::chroot(".").context("enter the container's root")?;
+    nix::unistd::chdir("/")?;
+    nix::unistd::setsid().context("setsid")?;
+    Ok(())
+}
+
+fn become_root_in_user_ns() -> Result<()> {
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root).context("setgid 0 in the user namespace")?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root).context("setuid 0 in the user namespace")?;
+    Ok(())
+}
+
+fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("setdomainname");
+    }
+    Ok(())
+}
+
+/// A fresh session keyring, so containers do not share the host's keys.
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let Ok(name) = std::ffi::CString::new(format!("_ses.{id}")) else {
+        return;
+    };
+    // SAFETY: keyctl reads the NUL-terminated name; failure (e.g. ENOSYS or
+    // EDQUOT) only means the container keeps the inherited keyring.
+    unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+}
+
+fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -> Result<()> {
+    if let Some(score) = process.oom_score_adj() {
+        process::set_oom_score_adj(score)?;
+    }
+    process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(io) = process.io_priority() {
+        process::set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(scheduler) = process.scheduler() {
+        process::set_scheduler(scheduler)?;
+    }
+    if let Some(affinity) = process.exec_cpu_affinity().as_ref() {
+        if let Some(list) = affinity
+            .cpu_affinity_final()
+            .as_deref()
+            .or(affinity.initial().as_deref())
+        {
+            process::set_cpu_affinity(list)?;
+        }
+    }
+    if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        process::set_personality(&personality.domain())?;
+    }
+    if let Some(umask) = process.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    }
+    Ok(())
+}
+
+/// CVE-2024-21626: a working directory reached through a leaked host fd
+/// reads as "(unreachable)/..." — refuse to run there.
+fn verify_cwd_inside_root() -> Result<()> {
+    let cwd = nix::unistd::getcwd().context("getcwd")?;
+    if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
+        bail!("current working directory is outside of the container's root");
+    }
+    Ok(())
+}
+
+fn home_dir(uid: u32) -> String {
+    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() >= 6 && fields[2].parse::<u32>().ok() == Some(uid) {
+                return fields[5].to_string();
+            }
+        }
+    }
+    "/".to_string()
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so nothing of the
+/// host's (and none of ours) reaches the container process.
+fn close_inherited_fds(first: u32) -> Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes plain integers and only flags descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("close_range");
+    }
+    // Preserved descriptors (3..first) must survive exec.
+    for fd in 3..first as RawFd {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
+    Ok(())
+}
+
+/// Blocks until `start` opens exec.fifo for reading, then tells it we go.
+fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{fifo_fd}");
+    let fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .context("open exec fifo")?;
+    use std::io::Write;
+    (&fifo).write_all(b"0").context("write exec fifo")?;
+    let _ = fifo.as_raw_fd();
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Creating the container's process: clone3 into fresh namespaces, the
+//! host-side setup the parent owes it (cgroup, id maps, hooks), and the
+//! handshake over the sync channel. The child's side is in `init.rs`.
+
+pub mod init;
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::namespaces::{self, NamespacePlan, SavedNamespaces};
+use crate::sync::{self, Channel, Msg};
+
+/// What the init (or an exec'd process) needs to become the container
+/// process. Everything is prepared before the fork: the child only acts.
+pub struct ChildConfig {
+    pub kind: ChildKind,
+    pub spec: Spec,
+    pub process: Process,
+    pub rootfs: PathBuf,
+    pub cgroup_path: PathBuf,
+    pub plan: NamespacePlan,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Unix socket (already connected) that receives the pty master.
+    pub console_socket: Option<RawFd>,
+    /// O_PATH descriptor of exec.fifo (create only).
+    pub fifo_fd: Option<RawFd>,
+    /// Descriptors 3..3+N that the process inherits.
+    pub extra_fds: u32,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind {
+    /// The container's init, from `create`.
+    Init,
+    /// A process joining a running container, from `exec`.
+    Exec { target_pid: i32 },
+}
+
+/// struct clone_args of clone3(2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// fork() with namespace flags, through clone3. Returns 0 in the child.
+fn clone3(flags: CloneFlags) -> Result<i32> {
+    let args = CloneArgs {
+        flags: flags.bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: args is a valid clone_args of the size we pass; with no stack
+    // given the child continues on a copy of ours, like fork. This process is
+    // single-threaded, so the child's copy of every lock is consistent.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error()).context("clone3");
+    }
+    Ok(rc as i32)
+}
+
+/// The parent's handle on the child it started.
+pub struct Child {
+    pub pid: i32,
+    pub channel: Channel,
+}
+
+/// Forks the child into its namespaces. Namespaces joined by path are
+/// entered by the parent around the fork (pid and time only take effect for
+/// children; net/ipc/uts/cgroup are entered here so a new user namespace
+/// created by clone3 does not need rights over them), then left again.
+pub fn fork_child(config: &ChildConfig) -> Result<Child> {
+    let (parent_end, child_end) = sync::pair()?;
+    let mut flags = CloneFlags::empty();
+    let mut parent_joins: Vec<(LinuxNamespaceType, PathBuf)> = Vec::new();
+    match config.kind {
+        ChildKind::Init => {
+            for typ in &config.plan.new {
+                if *typ != LinuxNamespaceType::Time {
+                    flags |= namespaces::clone_flag(*typ);
+                }
+            }
+            for (typ, path) in &config.plan.join {
+                if !matches!(typ, LinuxNamespaceType::Mount | LinuxNamespaceType::User) {
+                    parent_joins.push((*typ, path.clone()));
+                }
+            }
+        }
+        ChildKind::Exec { target_pid } => {
+            // The child joins the others itself; pid and time only work
+            // for children of the joiner.
+            for typ in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+                let path = PathBuf::from(format!(
+                    "/proc/{target_pid}/ns/{}",
+                    namespaces::proc_name(typ)
+                ));
+                if path.exists() && !same_namespace(&path, typ) {
+                    parent_joins.push((typ, path));
+                }
+            }
+        }
+    }
+    let new_time = config.kind == ChildKind::Init && config.plan.creates(LinuxNamespaceType::Time);
+    let mut to_save: Vec<LinuxNamespaceType> = parent_joins.iter().map(|(t, _)| *t).collect();
+    if new_time && !to_save.contains(&LinuxNamespaceType::Time) {
+        to_save.push(LinuxNamespaceType::Time);
+    }
+    let saved = SavedNamespaces::save(to_save.into_iter())?;
+    for (typ, path) in &parent_joins {
+        namespaces::join(*typ, path)?;
+    }
+    if new_time {
+        unshare_time(&config.spec)?;
+    }
+    let pid = clone3(flags)?;
+    if pid == 0 {
+        drop(parent_end);
+        init::run(config, child_end);
+    }
+    drop(child_end);
+    saved.restore()?;
+    Ok(Child {
+        pid,
+        channel: parent_end,
+    })
+}
+
+fn same_namespace(path: &Path, typ: LinuxNamespaceType) -> bool {
+    let own = format!("/proc/self/ns/{}", namespaces::proc_name(typ));
+    match (std::fs::metadata(path), std::fs::metadata(own)) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.ino() == b.ino() && a.dev() == b.dev()
+        }
+        _ => false,
+    }
+}
+
+/// A new time namespace takes its offsets before any process enters it, so
+/// the parent creates it (for its children only) and writes them first.
+fn unshare_time(spec: &Spec) -> Result<()> {
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .context("unshare time namespace")?;
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    let mut text = String::new();
+    for (clock, offset) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            bail!("unknown clock {clock:?} in timeOffsets (want monotonic or boottime)");
+        }
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            offset.secs().unwrap_or(0),
+            offset.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text).context("write time offsets")?;
+    }
+    Ok(())
+}
+
+/// Writes the user namespace's uid and gid maps for `pid`.
+pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let format = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid_map = format(linux.uid_mappings());
+    let gid_map = format(linux.gid_mappings());
+    if !uid_map.is_empty() {
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map).context("write uid_map")?;
+    }
+    if !gid_map.is_empty() {
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map).context("write gid_map")?;
+    }
+    Ok(())
+}
+
+/// Waits for the child's next message; a failure report becomes our error.
+pub fn expect(channel: &Channel, want: Msg) -> Result<()> {
+    match channel.recv()? {
+        Some(got) if got == want => Ok(()),
+        Some(Msg::Failed(reason)) => Err(anyhow::anyhow!(reason)),
+        Some(other) => bail!("unexpected message {other:?} from the container process"),
+        None => bail!("the container process exited during setup"),
+    }
+}
+
+/// Reaps `pid` (our child) without blocking forever.
+pub fn kill_and_reap(pid: i32) {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}

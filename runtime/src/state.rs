@@ -1,0 +1,258 @@
+//! Container state on disk: one directory per container under the root
+//! (`/run/ozz/<id>`), a lock serialising commands on it, and state.json
+//! written atomically so a reader never sees half a file.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::RuntimeError;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// `--root`, else /run/ozz for root and $XDG_RUNTIME_DIR/ozz for others.
+pub fn root_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(root) = flag {
+        return root.to_path_buf();
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/ozz");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("ozz"),
+        _ => PathBuf::from("/run/ozz"),
+    }
+}
+
+/// IDs become directory names and cgroup names: refuse anything that could
+/// walk out of the root (`/`, `..`) or confuse a terminal or log parser.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if id.is_empty() || id == "." || id == ".." || !ok_chars || id.len() > 1024 {
+        bail!("invalid container ID format: {id:?}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What ozz keeps about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Host PID of the container's init.
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks since boot, /proc/PID/stat field 22),
+    /// so a recycled PID is never mistaken for our init.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The cgroup path handed to the cgroup manager.
+    pub cgroup_path: PathBuf,
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+    /// The bundle's config as it was at create: delete needs its hooks,
+    /// exec its namespaces and process defaults.
+    pub config: Spec,
+}
+
+/// The per-container directory, locked for the lifetime of this value.
+pub struct ContainerDir {
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl ContainerDir {
+    /// Creates the directory of a new container; fails if the ID is taken.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        fs::create_dir_all(root)
+            .with_context(|| format!("create state root {}", root.display()))?;
+        let path = root.join(id);
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::AlreadyExists(id.to_string()).into())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("create state dir {}", path.display()))
+            }
+        }
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir { path, _lock: lock })
+    }
+
+    /// Opens and locks the directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let lock = match lock_dir(&path) {
+            Ok(lock) => lock,
+            Err(_) if !path.exists() => return Err(RuntimeError::NotExist(id.to_string()).into()),
+            Err(e) => return Err(e),
+        };
+        if !path.join(STATE_FILE).exists() {
+            return Err(RuntimeError::NotExist(id.to_string()).into());
+        }
+        Ok(ContainerDir { path, _lock: lock })
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<ContainerState> {
+        load_state_file(&self.path.join(STATE_FILE))
+    }
+
+    pub fn save(&self, state: &ContainerState) -> Result<()> {
+        let json = serde_json::to_vec(state)?;
+        write_atomic(&self.path.join(STATE_FILE), &json)
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn destroy(self) -> Result<()> {
+        fs::remove_dir_all(&self.path)
+            .with_context(|| format!("remove state dir {}", self.path.display()))
+    }
+}
+
+fn lock_dir(path: &Path) -> Result<Flock<File>> {
+    let dir = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    Flock::lock(dir, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("lock {}", path.display()))
+}
+
+pub fn load_state_file(path: &Path) -> Result<ContainerState> {
+    let data = fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))
+}
+
+/// Write to a temporary file beside `path`, then rename over it.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    file.write_all(data)?;
+    drop(file);
+    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+}
+
+/// Liveness of a host process as /proc/PID/stat reports it.
+pub struct ProcStat {
+    pub state: char,
+    pub start_time: u64,
+}
+
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: split after the last ')'.
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+impl ContainerState {
+    /// True while our init (not a recycled PID, not a zombie) exists.
+    pub fn init_alive(&self) -> bool {
+        match proc_stat(self.pid) {
+            Some(stat) => {
+                stat.start_time == self.pid_start_time && !matches!(stat.state, 'Z' | 'X')
+            }
+            None => false,
+        }
+    }
+
+    pub fn status(&self, dir: &Path) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::is_frozen(&self.cgroup_path) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state object, with runc's extra fields (rootfs, created, owner).
+    pub fn oci_json(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        serde_json::json!({
+            "ociVersion": crate::SPEC_VERSION,
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_escape_or_confuse_are_refused() {
+        for bad in [
+            "", ".", "..", "a/b", "../x", "a\nb", "a\u{1b}b", "a b", "x/..",
+        ] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "web-1", "pod_2.x", "c+d", "0123456789abcdef"] {
+            assert!(validate_id(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn proc_stat_reads_our_own_process() {
+        let me = proc_stat(std::process::id() as i32).expect("own stat");
+        assert!(matches!(me.state, 'R' | 'S'), "{}", me.state);
+        assert!(me.start_time > 0);
+    }
+}

@@ -1,0 +1,162 @@
+//! The parent <-> container-init channel: a SOCK_SEQPACKET socketpair, so
+//! each message arrives whole. Messages are one tag byte and a UTF-8 body.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// parent -> child: uid/gid maps written, cgroup joined, hooks run; go
+    /// on. Carries the container's state JSON for the hooks the child runs.
+    Proceed(String),
+    /// child -> parent: the mounts are done; run prestart/createRuntime hooks.
+    RunCreateRuntimeHooks,
+    /// child -> parent: init is ready and about to wait on exec.fifo.
+    Ready,
+    /// child -> parent: a step failed; the text is the one-line reason.
+    Failed(String),
+}
+
+impl Msg {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::Proceed(state) => {
+                let mut v = vec![b'P'];
+                v.extend_from_slice(state.as_bytes());
+                v
+            }
+            Msg::RunCreateRuntimeHooks => vec![b'H'],
+            Msg::Ready => vec![b'R'],
+            Msg::Failed(text) => {
+                let mut v = vec![b'F'];
+                v.extend_from_slice(text.as_bytes());
+                v
+            }
+        }
+    }
+
+    fn decode(buf: &[u8]) -> Result<Msg> {
+        Ok(match buf.first() {
+            Some(b'P') => Msg::Proceed(String::from_utf8_lossy(&buf[1..]).into_owned()),
+            Some(b'H') => Msg::RunCreateRuntimeHooks,
+            Some(b'R') => Msg::Ready,
+            Some(b'F') => Msg::Failed(String::from_utf8_lossy(&buf[1..]).into_owned()),
+            _ => bail!("unexpected message from the container process"),
+        })
+    }
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Both ends are close-on-exec: neither may reach the container's process.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("create sync socketpair")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let data = msg.encode();
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .context("send on sync socket")?;
+        Ok(())
+    }
+
+    /// Receives one message; `None` when the other end closed without a word
+    /// (the child died).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let n = loop {
+            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
+                Ok(msg) => break msg.bytes,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("receive on sync socket"),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        Msg::decode(&buf[..n]).map(Some)
+    }
+}
+
+/// Sends `fd` over a unix socket with SCM_RIGHTS, `name` as the payload
+/// (the console-socket protocol runc's callers speak).
+pub fn send_fd(socket: RawFd, name: &str, fd: RawFd) -> Result<()> {
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(
+        socket,
+        &[IoSlice::new(name.as_bytes())],
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .context("send pty master over the console socket")?;
+    Ok(())
+}
+
+/// Receives one fd sent with [`send_fd`].
+pub fn recv_fd(socket: RawFd) -> Result<OwnedFd> {
+    let mut buf = vec![0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("receive pty master")?;
+    for cmsg in msg.cmsgs().context("read control messages")? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us
+                // and nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    bail!("no file descriptor received on the console socket")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_cross_the_pair_whole() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::Failed("mount \"/proc\": permission denied".into()))
+            .unwrap();
+        a.send(&Msg::Ready).unwrap();
+        assert_eq!(
+            b.recv().unwrap(),
+            Some(Msg::Failed("mount \"/proc\": permission denied".into()))
+        );
+        assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+}

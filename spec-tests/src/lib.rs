@@ -1,0 +1,332 @@
+//! Harness for the conformance suite: real bundles (a busybox rootfs built by
+//! hack/mkrootfs) run by the real `ozz` binary, with every container,
+//! cgroup and directory a test makes removed when the test ends, pass or fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+/// The binary under test: $OZZ_BIN, else the workspace's release build.
+pub fn ozz_bin() -> PathBuf {
+    match std::env::var_os("OZZ_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => workspace().join("target/release/ozz"),
+    }
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Scratch space of this test run, under target/ so CI cleans it with the tree.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join(format!("target/spec-tests/run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// One busybox rootfs shared (read-only) by every bundle of the run.
+pub fn shared_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = scratch().join("rootfs");
+        let status = Command::new(workspace().join("hack/mkrootfs"))
+            .arg(&dir)
+            .status()
+            .expect("run hack/mkrootfs");
+        assert!(status.success(), "hack/mkrootfs failed");
+        dir
+    })
+}
+
+/// The state root of this run, so tests never touch /run/ozz.
+pub fn state_root() -> PathBuf {
+    scratch().join("state")
+}
+
+/// A unique container ID for a test.
+pub fn unique_id(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The parent cgroup every test container lives under.
+pub const CGROUP_PARENT: &str = "ozz-test";
+
+pub struct Bundle {
+    pub id: String,
+    pub dir: PathBuf,
+    pub config: Value,
+}
+
+/// The default config of `ozz spec`, made non-interactive, running `args`,
+/// with the shared rootfs and a cgroup under /ozz-test.
+pub fn bundle(tag: &str, args: &[&str]) -> Bundle {
+    let id = unique_id(tag);
+    let dir = scratch().join("bundles").join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = ozz(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "ozz spec: {}", stderr(&out));
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    config["root"]["path"] = json!(shared_rootfs());
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(args);
+    config["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
+    Bundle { id, dir, config }
+}
+
+impl Bundle {
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `ozz run` in the foreground; returns the output.
+    pub fn run(&self) -> Output {
+        self.write();
+        ozz(&["run", "--bundle", self.dir.to_str().unwrap(), &self.id])
+    }
+
+    /// `ozz run` that must succeed; returns its stdout.
+    pub fn run_ok(&self) -> String {
+        let out = self.run();
+        assert!(
+            out.status.success(),
+            "ozz run failed ({:?}): {}{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// `ozz create` with stdio detached (so the test does not wait on pipes).
+    pub fn create(&self, extra: &[&str]) -> Output {
+        self.write();
+        let mut args = vec!["create", "--bundle", self.dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        ozz_quiet(&args)
+    }
+
+    pub fn create_ok(&self) {
+        let out = self.create(&[]);
+        assert!(out.status.success(), "ozz create: {}", stderr(&out));
+    }
+
+    pub fn cmd(&self, verb: &str, extra: &[&str]) -> Output {
+        let mut args = vec![verb];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        ozz(&args)
+    }
+
+    pub fn state(&self) -> Value {
+        let out = self.cmd("state", &[]);
+        assert!(out.status.success(), "ozz state: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("state JSON")
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// The host directory of this container's cgroup for one v1 controller
+    /// (or the v2 directory when `controller` is empty on a v2 host).
+    pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
+        cgroup_root(controller).join(CGROUP_PARENT).join(&self.id)
+    }
+
+    /// Waits (bounded) until the container reports `want`.
+    pub fn wait_status(&self, want: &str) {
+        for _ in 0..500 {
+            if self.status() == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("container {} never became {want}", self.id);
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = ozz(&["delete", "--force", &self.id]);
+        for controller in cgroup_controllers() {
+            let dir = cgroup_root(&controller).join(CGROUP_PARENT).join(&self.id);
+            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir(cgroup_root(&controller).join(CGROUP_PARENT));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn is_cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+pub fn cgroup_root(controller: &str) -> PathBuf {
+    if is_cgroup_v2() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        Path::new("/sys/fs/cgroup").join(controller)
+    }
+}
+
+fn cgroup_controllers() -> Vec<String> {
+    if is_cgroup_v2() {
+        return vec![String::new()];
+    }
+    [
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "blkio",
+        "pids",
+        "perf_event",
+        "hugetlb",
+        "net_cls",
+        "net_prio",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs ozz with the run's state root; stdio captured.
+pub fn ozz(args: &[&str]) -> Output {
+    Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ozz")
+}
+
+/// Like [`ozz`] but stdio goes to files, not pipes: for `create` and
+/// `run -d`, whose container inherits stdio and outlives the command (a pipe
+/// would never see EOF). The Output carries what ozz wrote to stderr.
+pub fn ozz_quiet(args: &[&str]) -> Output {
+    let log = scratch().join(format!("stderr-{}", unique_id("q")));
+    let file = std::fs::File::create(&log).expect("stderr file");
+    let status = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .status()
+        .expect("run ozz");
+    let stderr = std::fs::read(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses "Key:\tvalue" lines of /proc/PID/status as printed inside a container.
+pub fn status_field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// The kernel's capability bit of a name (e.g. "CAP_NET_RAW" -> 13).
+pub fn cap_bit(name: &str) -> u32 {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .expect("known capability") as u32
+}
+
+/// A capability mask as /proc/PID/status prints it.
+pub fn cap_mask(names: &[&str]) -> String {
+    let mask = names.iter().fold(0u64, |m, n| m | (1u64 << cap_bit(n)));
+    format!("{mask:016x}")
+}
+
+/// True when `pid` no longer runs: gone, or a zombie waiting for its reaper
+/// (a container's init is reparented when `create` exits).
+pub fn process_gone(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
