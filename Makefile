@@ -3,7 +3,7 @@ CARGO ?= cargo
 OZZ := $(CURDIR)/target/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec lint demo bench clean
+.PHONY: all build deps test unit spec test-v2 lint demo bench clean
 
 all: build
 
@@ -14,13 +14,17 @@ deps:
 	hack/deps
 
 # Unit tests, then the conformance suite against the release binary.
-test: deps build lint unit spec
+test: deps build lint unit spec test-v2
 
 unit:
 	$(CARGO) test -p ozz
 
 spec: build
 	OZZ_BIN=$(OZZ) $(CARGO) test -p spec-tests -- --test-threads=2
+
+# The suites that touch cgroups, again inside a pure cgroup v2 guest (qemu TCG).
+test-v2: build
+	OZZ_BIN=$(OZZ) hack/test-v2
 
 lint:
 	$(CARGO) fmt --all -- --check
