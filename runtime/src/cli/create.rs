@@ -126,6 +126,13 @@ fn build(
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .context("create exec fifo")?;
+    // mkfifo's mode is cut by the umask; the init may be a non-root user or
+    // root of a user namespace, and must be able to open it for writing.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .context("chmod exec fifo")?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -137,7 +144,7 @@ fn build(
         .process()
         .clone()
         .context("config.json: process is missing")?;
-    let child_config = ChildConfig {
+    let mut child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
         process,
@@ -150,20 +157,19 @@ fn build(
         fifo_fd: Some(fifo),
         extra_fds: args.preserve_fds + listen_fds(),
         id: args.id.clone(),
+        cgroup_tasks_files: Vec::new(),
     };
     let manager = cgroups::manager(&cgroup_path)?;
+    undo.cgroup = Some(cgroup_path.clone());
+    child_config.cgroup_tasks_files = spawn::cgroup_join::prepare(&cgroup_path)?;
     let child = spawn::fork_child(&child_config)?;
     undo.child = Some(child.pid);
     drop(console_for_child);
     let _ = nix::unistd::close(fifo);
 
-    undo.cgroup = Some(cgroup_path.clone());
-    cgroups::add_task(&manager, child.pid, &cgroup_path)?;
-    cgroups::apply(
-        &manager,
-        &cgroups::effective_resources(&spec)?,
-        &cgroup_path,
-    )?;
+    if child_config.cgroup_tasks_files.is_empty() {
+        cgroups::add_task(&manager, child.pid, &cgroup_path)?;
+    }
     if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
         spawn::write_id_maps(child.pid, &spec)?;
     }
@@ -186,6 +192,13 @@ fn build(
     };
     let creating_json = state.oci_json(Status::Creating).to_string();
     child.channel.send(&Msg::Proceed(creating_json.clone()))?;
+    // Limits go on while the child sets up its mounts; both finish before
+    // any hook or user code runs.
+    cgroups::apply(
+        &manager,
+        &cgroups::effective_resources(&state.config)?,
+        &state.cgroup_path,
+    )?;
 
     spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
     let hooks = state.config.hooks().clone().unwrap_or_default();

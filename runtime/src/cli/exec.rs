@@ -65,12 +65,15 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         fifo_fd: None,
         extra_fds,
         id: state.id.clone(),
+        cgroup_tasks_files: spawn::cgroup_join::prepare(&state.cgroup_path)?,
     };
     let manager = cgroups::manager(&state.cgroup_path)?;
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);
     let setup = (|| -> Result<()> {
-        cgroups::add_task(&manager, child.pid, &state.cgroup_path)?;
+        if config.cgroup_tasks_files.is_empty() {
+            cgroups::add_task(&manager, child.pid, &state.cgroup_path)?;
+        }
         child
             .channel
             .send(&Msg::Proceed(state.oci_json(Status::Running).to_string()))?;

@@ -2,6 +2,7 @@
 //! host-side setup the parent owes it (cgroup, id maps, hooks), and the
 //! handshake over the sync channel. The child's side is in `init.rs`.
 
+pub mod cgroup_join;
 pub mod init;
 
 use std::os::fd::RawFd;
@@ -32,6 +33,8 @@ pub struct ChildConfig {
     /// Descriptors 3..3+N that the process inherits.
     pub extra_fds: u32,
     pub id: String,
+    /// v1 `tasks` files the child writes itself into (see cgroup_join).
+    pub cgroup_tasks_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
