@@ -287,9 +287,10 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         process::set_personality(&personality.domain())?;
     }
-    if let Some(umask) = process.user().umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    }
+    // why: without process.user.umask the caller's umask leaked into the
+    // container; runc (and callers relying on it) expect 0022.
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
     Ok(())
 }
 
