@@ -518,3 +518,48 @@ fn console_socket_receives_the_pty_master() {
         "console size not applied: {text:?}"
     );
 }
+
+/// runc sets umask 0022 when process.user.umask is absent, whatever the
+/// caller's umask is.
+#[test]
+fn umask_defaults_to_0022_not_the_callers() {
+    let b = bundle("umask-default", &["sh", "-c", "umask"]);
+    b.write();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0022\n");
+}
+
+#[test]
+fn exec_env_does_not_leak_the_callers_environment() {
+    let mut b = bundle("exec-env", &["sleep", "100"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let out = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", "--env", "ADDED=2", &b.id, "env"])
+        .env("OZZ_LEAK_MARKER", "host-only")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut seen: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["ADDED=2", "FROM_CONFIG=1", "HOME=/root", "PATH=/bin"],
+        "{}",
+        stdout(&out)
+    );
+}
