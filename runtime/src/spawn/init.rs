@@ -297,9 +297,16 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
 /// CVE-2024-21626: a working directory reached through a leaked host fd
 /// reads as "(unreachable)/..." — refuse to run there.
 fn verify_cwd_inside_root() -> Result<()> {
-    let cwd = nix::unistd::getcwd().context("getcwd")?;
+    const OUTSIDE: &str = "current working directory is outside of the container's root";
+    // why: glibc's getcwd fails with ENOENT (instead of returning
+    // "(unreachable)/...") for a directory outside our root: that is the
+    // attack, so say so rather than "getcwd: ENOENT".
+    let cwd = match nix::unistd::getcwd() {
+        Err(nix::errno::Errno::ENOENT) => bail!(OUTSIDE),
+        other => other.context("getcwd")?,
+    };
     if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
-        bail!("current working directory is outside of the container's root");
+        bail!(OUTSIDE);
     }
     Ok(())
 }
