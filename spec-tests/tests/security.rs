@@ -342,6 +342,23 @@ fn host_descriptors_do_not_reach_the_container() {
     assert!(out.status.success(), "{}", stderr(&out));
     // 0-2, and 3 for the directory ls itself opened.
     assert_eq!(fd_list(&stdout(&out)), vec![0, 1, 2, 3], "{}", stdout(&out));
+
+    // The same for `ozz exec`.
+    let b = bundle("fds-exec", &["sleep", "100"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3</etc/hostname 4</etc/passwd 7</ 9</tmp; exec \"$0\" \"$@\"")
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", &b.id, "ls", "/proc/self/fd"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fd_list(&stdout(&out)), vec![0, 1, 2, 3], "{}", stdout(&out));
 }
 
 #[test]
@@ -377,6 +394,12 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
         // The caller leaks host directories too, as in the original attack.
         let out = run_with_open_fds(&b, &format!("5<{} 6</ 7</tmp", marker.dir.display()), &[]);
         let text = stdout(&out);
+        eprintln!(
+            "cwd /proc/self/fd/{n}: {:?} {:?} {:?}",
+            out.status.code(),
+            text,
+            stderr(&out).trim()
+        );
         assert!(
             !text.contains(&marker.secret),
             "fd {n}: the host marker was read from the container: {text}"
@@ -385,6 +408,13 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
             assert!(
                 !text.contains("unreachable"),
                 "fd {n}: cwd outside the root: {text}"
+            );
+        } else {
+            // One clear line: a bad directory, or the check of CVE-2024-21626.
+            let err = stderr(&out);
+            assert!(
+                err.contains("outside of the container's root") || err.contains("chdir to cwd"),
+                "fd {n}: {err}"
             );
         }
         assert!(!state_root().join(&b.id).exists());
@@ -408,31 +438,44 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
 #[test]
 fn mount_destination_through_a_symlink_stays_inside_the_rootfs() {
     let marker = HostMarker::new("mnt");
-    let rootfs = PrivateRootfs::new("mnt");
-    let target = format!("/../../../../../../..{}", marker.dir.display());
-    std::os::unix::fs::symlink(&target, rootfs.0.join("evil")).unwrap();
-    let mut b = bundle(
-        "mnt-symlink",
-        &[
-            "sh",
-            "-c",
-            "touch /evil/pwned && echo touched; grep -c \" $(readlink -f /evil) \" /proc/self/mountinfo",
-        ],
-    );
-    b.config["root"]["path"] = json!(rootfs.0);
-    add_tmpfs(&mut b, "/evil");
-    let out = b.run();
-    if out.status.success() {
-        // It landed on the symlink's target resolved inside the rootfs.
-        let text = stdout(&out);
-        assert!(text.starts_with("touched\n"), "{text}");
-        assert_eq!(text.lines().nth(1), Some("1"), "{text}");
-    } else {
-        assert!(!state_root().join(&b.id).exists());
+    // The symlink's target missing from the rootfs, then present in it.
+    for target_in_rootfs in [false, true] {
+        let rootfs = PrivateRootfs::new("mnt");
+        let target = format!("/../../../../../../..{}", marker.dir.display());
+        std::os::unix::fs::symlink(&target, rootfs.0.join("evil")).unwrap();
+        let inside = rootfs.0.join(marker.dir.strip_prefix("/").unwrap());
+        if target_in_rootfs {
+            std::fs::create_dir_all(&inside).unwrap();
+        }
+        let mut b = bundle(
+            "mnt-symlink",
+            &[
+                "sh",
+                "-c",
+                "touch /evil/pwned && echo touched; grep -c \" $(readlink -f /evil) \" /proc/self/mountinfo",
+            ],
+        );
+        b.config["root"]["path"] = json!(rootfs.0);
+        add_tmpfs(&mut b, "/evil");
+        let out = b.run();
+        eprintln!(
+            "symlinked mount (target in rootfs: {target_in_rootfs}): {:?} {:?} {:?}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        if out.status.success() || target_in_rootfs {
+            // It landed on the symlink's target resolved inside the rootfs.
+            let text = stdout(&out);
+            assert!(text.starts_with("touched\n"), "{text}{}", stderr(&out));
+            assert_eq!(text.lines().nth(1), Some("1"), "{text}");
+            // A tmpfs: nothing of it stays in the rootfs's directory.
+            assert_eq!(std::fs::read_dir(&inside).unwrap().count(), 0);
+        } else {
+            assert!(!state_root().join(&b.id).exists());
+        }
+        marker.assert_untouched();
     }
-    marker.assert_untouched();
-    // And nothing was created next to the shared rootfs either.
-    assert!(!Path::new(&format!("{}/../evil", rootfs.0.display())).exists());
 }
 
 #[test]
@@ -450,6 +493,12 @@ fn masked_path_through_a_symlink_does_not_escape() {
     b.config["root"]["path"] = json!(rootfs.0);
     b.config["linux"]["maskedPaths"] = json!(["/masklink", "/masklink2"]);
     let out = b.run();
+    eprintln!(
+        "symlinked masks: {:?} {:?} {:?}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
     if out.status.success() {
         // /masklink2 masked the container's own /etc/hostname, nothing else.
         assert_eq!(stdout(&out), "end\n");
