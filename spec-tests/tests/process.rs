@@ -563,3 +563,68 @@ fn exec_env_does_not_leak_the_callers_environment() {
         stdout(&out)
     );
 }
+
+#[test]
+fn exec_user_caps_and_no_new_privs_reach_the_process() {
+    let mut b = bundle("exec-attrs", &["sleep", "100"]);
+    let base = ["CAP_KILL", "CAP_CHOWN"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": base, "effective": base, "permitted": base, "inheritable": [], "ambient": [],
+    });
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+
+    let out = ozz(&["exec", &b.id, "cat", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(status_field(&text, "CapEff").unwrap(), cap_mask(&base));
+    assert_eq!(status_field(&text, "NoNewPrivs").as_deref(), Some("0"));
+
+    let out = ozz(&[
+        "exec",
+        "--cap",
+        "CAP_NET_RAW",
+        "--no-new-privs",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let with = cap_mask(&["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"]);
+    assert_eq!(status_field(&text, "CapEff").unwrap(), with);
+    assert_eq!(status_field(&text, "CapBnd").unwrap(), with);
+    assert_eq!(status_field(&text, "CapInh").unwrap(), cap_mask(&[]));
+    assert_eq!(status_field(&text, "NoNewPrivs").as_deref(), Some("1"));
+
+    let out = ozz(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "5",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(status_field(&text, "Uid").unwrap(), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&text, "Gid").unwrap(), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&text, "Groups").unwrap(), "5");
+    // A non-root process without ambient capabilities has none effective.
+    assert_eq!(status_field(&text, "CapEff").unwrap(), cap_mask(&[]));
+    assert_eq!(status_field(&text, "CapBnd").unwrap(), cap_mask(&base));
+}
+
+#[test]
+fn scheduler_nice_is_applied() {
+    let mut b = bundle("sched-nice", &["cat", "/proc/self/stat"]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": 7});
+    let out = b.run_ok();
+    let (_, rest) = out.rsplit_once(')').unwrap();
+    // Field 19 of /proc/PID/stat is the nice value.
+    assert_eq!(rest.split_whitespace().nth(16), Some("7"), "{out}");
+    assert_eq!(stat_policy(&out), 0, "{out}");
+}
