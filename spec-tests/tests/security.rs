@@ -625,3 +625,32 @@ fn pid_namespace_hides_the_hosts_processes() {
         "{ps}"
     );
 }
+
+#[test]
+fn default_masked_and_readonly_paths_hold_inside() {
+    // Check the masked paths of `ozz spec` that this kernel has at all.
+    let mut script = String::new();
+    let mut want = Vec::new();
+    for file in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"] {
+        if Path::new(file).exists() {
+            script += &format!("echo {file} $(stat -c '%F %t:%T' {file}) $(cat {file} | wc -c); ");
+            want.push(format!("{file} character special file 1:3 0"));
+        }
+    }
+    for dir in ["/proc/acpi", "/sys/firmware"] {
+        if Path::new(dir).exists() {
+            script += &format!("echo {dir} $(ls -A {dir} | wc -l); ");
+            want.push(format!("{dir} 0"));
+        }
+    }
+    script += "if echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null; then echo sys-writable; else echo sys-ro; fi; \
+               if echo h > /proc/sysrq-trigger 2>/dev/null; then echo sysrq-writable; else echo sysrq-ro; fi";
+    want.push("sys-ro".to_string());
+    want.push("sysrq-ro".to_string());
+    let b = bundle("masks", &["sh", "-c", &script]);
+    let out = b.run_ok();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    // Files are covered by /dev/null (char 1:3), directories by an empty
+    // read-only tmpfs; /proc/sys and /proc/sysrq-trigger are read-only.
+    assert_eq!(lines, want, "{out}");
+}
