@@ -610,8 +610,14 @@ fn exec_user_caps_and_no_new_privs_reach_the_process() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert_eq!(status_field(&text, "Uid").unwrap(), "1000\t1000\t1000\t1000");
-    assert_eq!(status_field(&text, "Gid").unwrap(), "1000\t1000\t1000\t1000");
+    assert_eq!(
+        status_field(&text, "Uid").unwrap(),
+        "1000\t1000\t1000\t1000"
+    );
+    assert_eq!(
+        status_field(&text, "Gid").unwrap(),
+        "1000\t1000\t1000\t1000"
+    );
     assert_eq!(status_field(&text, "Groups").unwrap(), "5");
     // A non-root process without ambient capabilities has none effective.
     assert_eq!(status_field(&text, "CapEff").unwrap(), cap_mask(&[]));
