@@ -2,6 +2,7 @@
 //! live container process (/proc/self/*, id, umask, ...) and compared with
 //! what the config asked for.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
@@ -633,4 +634,38 @@ fn scheduler_nice_is_applied() {
     // Field 19 of /proc/PID/stat is the nice value.
     assert_eq!(rest.split_whitespace().nth(16), Some("7"), "{out}");
     assert_eq!(stat_policy(&out), 0, "{out}");
+}
+
+#[test]
+fn user_namespace_maps_root_and_a_user() {
+    if !Path::new("/proc/self/ns/user").exists() {
+        eprintln!("skip: the kernel has no user namespaces");
+        return;
+    }
+    // Container root and a container user, both mapped to unprivileged host
+    // IDs: exec.fifo must be openable by them (runc makes it 0622).
+    for uid in [0u32, 1000] {
+        let mut b = bundle("userns", &["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+        let out = b.run();
+        assert!(
+            out.status.success(),
+            "uid {uid}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(uid.to_string().as_str()), "{text}");
+        let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(map, ["0", "100000", "65536"], "{text}");
+    }
 }
