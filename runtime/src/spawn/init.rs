@@ -97,6 +97,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             std::os::unix::fs::PermissionsExt::from_mode(0o622),
         );
     }
+    fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
     caps::apply(capabilities)?;
 
@@ -291,6 +292,29 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     // container; runc (and callers relying on it) expect 0022.
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    Ok(())
+}
+
+/// runc's fixStdioPermissions: stdio (a pipe, the pty slave) is handed to
+/// the process's uid before the switch, so a non-root user can reopen it
+/// (`echo > /dev/stdout`). /dev/null is left alone; EINVAL (uid not mapped),
+/// EPERM (owner not mapped in our user namespace) and EROFS are not errors.
+fn fix_stdio_ownership(uid: u32) -> Result<()> {
+    use nix::errno::Errno;
+    use nix::sys::stat::fstat;
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..=2 {
+        let Ok(st) = fstat(fd) else { continue };
+        let is_null = null
+            .is_some_and(|rdev| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == rdev);
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(nix::unistd::Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(e).with_context(|| format!("chown stdio fd {fd} to uid {uid}")),
+        }
+    }
     Ok(())
 }
 
