@@ -669,3 +669,22 @@ fn user_namespace_maps_root_and_a_user() {
         assert_eq!(map, ["0", "100000", "65536"], "{text}");
     }
 }
+
+/// runc hands the stdio it passes to a non-root process.user over to that
+/// user (fixStdioPermissions), so reopening /dev/stdout works.
+#[test]
+fn nonroot_user_can_reopen_its_stdio() {
+    let mut b = bundle(
+        "stdio-user",
+        &[
+            "sh",
+            "-c",
+            "echo via-dev-stdout > /dev/stdout; echo via-dev-stderr > /dev/stderr",
+        ],
+    );
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "via-dev-stdout\n", "{}", stderr(&out));
+    assert_eq!(stderr(&out), "via-dev-stderr\n");
+}
