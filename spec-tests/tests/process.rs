@@ -189,7 +189,7 @@ fn rlimit_above_the_hosts_hard_limit_fails_clearly() {
         );
     } else {
         assert!(
-            stderr(&out).contains("RLIMIT_NOFILE") || stderr(&out).contains("Nofile"),
+            stderr(&out).contains("setrlimit RLIMIT_NOFILE"),
             "{}",
             stderr(&out)
         );
@@ -687,4 +687,53 @@ fn nonroot_user_can_reopen_its_stdio() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "via-dev-stdout\n", "{}", stderr(&out));
     assert_eq!(stderr(&out), "via-dev-stderr\n");
+}
+
+/// Process attributes the kernel refuses fail `create` with one clear line
+/// and leave no state directory and no cgroup behind.
+#[test]
+fn invalid_process_attributes_fail_clearly_and_leave_nothing() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "missing program",
+            |c| c["process"]["args"] = json!(["no-such-program-xyz"]),
+            "executable file not found in $PATH",
+        ),
+        (
+            "missing absolute program",
+            |c| c["process"]["args"] = json!(["/no/such/program"]),
+            "/no/such/program",
+        ),
+        (
+            "soft above hard",
+            |c| {
+                c["process"]["rlimits"] =
+                    json!([{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 100}])
+            },
+            "soft 200 above hard 100",
+        ),
+        (
+            "cpu out of range",
+            |c| c["process"]["execCPUAffinity"] = json!({"final": "99999"}),
+            "99999",
+        ),
+        (
+            "bad cpu list",
+            |c| c["process"]["execCPUAffinity"] = json!({"final": "zero"}),
+            "zero",
+        ),
+    ];
+    for (what, edit, phrase) in cases {
+        let mut b = bundle("bad-proc", &["true"]);
+        edit(&mut b.config);
+        let out = b.create(&[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{what}: create succeeded");
+        assert!(err.contains(phrase), "{what}: {phrase:?} not in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        assert!(!state_root().join(&b.id).exists(), "{what}: state left");
+        assert!(!b.cgroup_dir("pids").exists(), "{what}: cgroup left");
+        assert!(!b.cgroup_dir("").join("cgroup.procs").exists());
+    }
 }
