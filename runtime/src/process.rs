@@ -41,10 +41,15 @@ pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
         // SAFETY: setrlimit reads a valid, initialised struct we own.
         let rc = unsafe { libc::setrlimit(rlimit_resource(rlimit.typ()), &limit) };
         if rc != 0 {
+            // why: name the limit as config.json does (RLIMIT_NOFILE), not
+            // by its Rust variant (RlimitNofile).
+            let name = serde_json::to_value(rlimit.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{:?}", rlimit.typ()));
             return Err(std::io::Error::last_os_error()).with_context(|| {
                 format!(
-                    "setrlimit {:?} soft {} hard {}",
-                    rlimit.typ(),
+                    "setrlimit {name} soft {} hard {}",
                     rlimit.soft(),
                     rlimit.hard()
                 )
@@ -191,6 +196,14 @@ pub fn switch_user(process: &Process) -> Result<()> {
 /// Finds the program like execvp does, with the container's PATH.
 pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
     if arg0.contains('/') {
+        // why: like runc's exec.LookPath, a missing or non-executable path
+        // fails `create` (one clear line, nothing left), not `start`.
+        let meta =
+            std::fs::metadata(arg0).with_context(|| format!("exec: {arg0:?}: stat {arg0}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+            bail!("exec: {arg0:?}: permission denied");
+        }
         return Ok(PathBuf::from(arg0));
     }
     let path_var = env
@@ -238,7 +251,12 @@ mod tests {
     fn program_lookup_uses_the_container_path() {
         let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
         assert!(find_program("sh", &env).unwrap().ends_with("sh"));
-        assert_eq!(find_program("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
+        assert_eq!(
+            find_program("/bin/sh", &env).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        assert!(find_program("/no/such/x", &env).is_err());
+        assert!(find_program("/", &env).is_err());
         let err = find_program("no-such-program-xyz", &env).unwrap_err();
         assert!(err.to_string().contains("executable file not found"));
     }

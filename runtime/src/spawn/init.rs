@@ -87,6 +87,18 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         // the process may be about to lose.
         filter.install().context("load seccomp filter")?;
     }
+    if let Some(fifo_fd) = config.fifo_fd {
+        // why: exec.fifo is made with mkfifo(0o622) under the caller's umask
+        // (usually 0600), and wait_for_start reopens it *after* the switch to
+        // process.user: a non-root user without CAP_DAC_OVERRIDE got EACCES.
+        // Give it runc's 0622 while we are still root (best effort: the
+        // reopen reports any real problem).
+        let _ = std::fs::set_permissions(
+            format!("/proc/self/fd/{fifo_fd}"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        );
+    }
+    fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
     caps::apply(capabilities)?;
 
@@ -277,8 +289,32 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         process::set_personality(&personality.domain())?;
     }
-    if let Some(umask) = process.user().umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    // why: without process.user.umask the caller's umask leaked into the
+    // container; runc (and callers relying on it) expect 0022.
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    Ok(())
+}
+
+/// runc's fixStdioPermissions: stdio (a pipe, the pty slave) is handed to
+/// the process's uid before the switch, so a non-root user can reopen it
+/// (`echo > /dev/stdout`). /dev/null is left alone; EINVAL (uid not mapped),
+/// EPERM (owner not mapped in our user namespace) and EROFS are not errors.
+fn fix_stdio_ownership(uid: u32) -> Result<()> {
+    use nix::errno::Errno;
+    use nix::sys::stat::fstat;
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..=2 {
+        let Ok(st) = fstat(fd) else { continue };
+        let is_null = null
+            .is_some_and(|rdev| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == rdev);
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(nix::unistd::Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(e).with_context(|| format!("chown stdio fd {fd} to uid {uid}")),
+        }
     }
     Ok(())
 }
@@ -286,9 +322,16 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
 /// CVE-2024-21626: a working directory reached through a leaked host fd
 /// reads as "(unreachable)/..." — refuse to run there.
 fn verify_cwd_inside_root() -> Result<()> {
-    let cwd = nix::unistd::getcwd().context("getcwd")?;
+    const OUTSIDE: &str = "current working directory is outside of the container's root";
+    // why: glibc's getcwd fails with ENOENT (instead of returning
+    // "(unreachable)/...") for a directory outside our root: that is the
+    // attack, so say so rather than "getcwd: ENOENT".
+    let cwd = match nix::unistd::getcwd() {
+        Err(nix::errno::Errno::ENOENT) => bail!(OUTSIDE),
+        other => other.context("getcwd")?,
+    };
     if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
-        bail!("current working directory is outside of the container's root");
+        bail!(OUTSIDE);
     }
     Ok(())
 }

