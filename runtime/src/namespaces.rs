@@ -114,3 +114,14 @@ impl SavedNamespaces {
         Ok(())
     }
 }
+
+/// Creates the container's cgroup namespace when the spec asks for a new
+/// one. Must run in the child after the parent has moved it into its
+/// cgroup, so that the namespace's root is the container's cgroup (and
+/// /proc/self/cgroup reads "/" inside).
+pub fn unshare_cgroup_if_new(spec: &Spec) -> Result<()> {
+    if NamespacePlan::from_spec(spec).creates(LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("create cgroup namespace")?;
+    }
+    Ok(())
+}

@@ -190,6 +190,10 @@ fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
 /// Prepares the host side of the mount namespace: nothing the container
 /// mounts propagates back, and the rootfs becomes a mount of its own.
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    // why: the cgroup namespace is left out of clone3 (see spawn::fork_child)
+    // and created here, the first step after the parent has moved us into
+    // the container's cgroup and before any cgroup mount needs it.
+    crate::namespaces::unshare_cgroup_if_new(spec)?;
     let propagation = match spec
         .linux()
         .as_ref()
