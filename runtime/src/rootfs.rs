@@ -707,6 +707,9 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// After pivot_root: the spec's masked and read-only paths, read-only root
 /// and the final root propagation.
 pub fn finish(spec: &Spec) -> Result<()> {
+    // why: sysctls are written through /proc/sys, which readonlyPaths is
+    // about to make read-only (runc's order: sysctl, then the paths).
+    write_sysctls(spec)?;
     let linux = spec.linux().as_ref();
     let masked = linux
         .and_then(|l| l.masked_paths().clone())
@@ -812,8 +815,15 @@ fn readonly_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// linux.sysctl is written by [`finish`], before /proc/sys becomes
+/// read-only; this later step has nothing left to do.
+// TODO(init.rs owner): drop the call in spawn/init.rs, then this function.
+pub fn apply_sysctl(_spec: &Spec) -> Result<()> {
+    Ok(())
+}
+
 /// Writes linux.sysctl through the container's /proc/sys.
-pub fn apply_sysctl(spec: &Spec) -> Result<()> {
+fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctl = spec
         .linux()
         .as_ref()
