@@ -522,7 +522,17 @@ fn recursive_mount_attributes() {
 
 #[test]
 fn default_dev() {
-    let b = bundle(
+    check_default_dev(false);
+}
+
+/// In a user namespace mknod is refused: the host's nodes are bound in.
+#[test]
+fn default_dev_in_a_user_namespace() {
+    check_default_dev(true);
+}
+
+fn check_default_dev(userns: bool) {
+    let mut b = bundle(
         "dev",
         &[
             "sh",
@@ -530,10 +540,20 @@ fn default_dev() {
             "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; \
              for l in fd stdin stdout stderr ptmx; do echo /dev/$l '->' $(readlink /dev/$l); done; \
              stat -c '%n %F %a' /dev/shm; echo x > /dev/full; echo full=$?; \
-             echo zero $(head -c 3 /dev/zero | od -An -tx1)",
+             echo zero $(head -c 3 /dev/zero | od -An -tx1); echo x > /dev/null; echo null=$?",
         ],
     );
+    if userns {
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        b.config["linux"]["uidMappings"] = map.clone();
+        b.config["linux"]["gidMappings"] = map;
+    }
     let out = b.run_ok();
+    assert_eq!(value(&out, "null="), "0", "{out}");
     for (dev, majmin) in [
         ("null", "1:3"),
         ("zero", "1:5"),
@@ -822,4 +842,38 @@ fn mount_over_a_dangling_symlink_never_reaches_the_host() {
     } else {
         assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
     }
+
+    // A file bind mount onto a dangling link to a host path.
+    let src = HostDir::new("dangling-src");
+    std::fs::write(src.path.join("f"), "x").unwrap();
+    let target = outside.path.join("planted");
+    std::os::unix::fs::symlink(&target, copy.path.join("etc/planted")).unwrap();
+    let mut b = bundle("dangling-file", &["true"]);
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(
+        &mut b,
+        "/etc/planted",
+        "bind",
+        path(&src.path.join("f")),
+        &["bind"],
+    );
+    let out = b.run();
+    assert!(!target.exists(), "created {} on the host", target.display());
+    if !out.status.success() {
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn missing_bind_source_fails_cleanly() {
+    let mut b = bundle("nosrc", &["true"]);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/x", "bind", "/no/such/source/dir", &["rbind"]);
+    let out = b.create(&[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/no/such/source/dir"), "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state dir left");
+    assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
 }

@@ -292,3 +292,48 @@ fn network_namespace_has_only_lo() {
     let names: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(names, ["lo", "lo"], "{out}");
 }
+
+#[test]
+fn exec_joins_the_containers_time_and_cgroup_namespaces() {
+    if !time_ns_supported() {
+        eprintln!("skip: kernel has no time namespaces");
+        return;
+    }
+    let mut b = bundle("ns-exec", &["sleep", "100"]);
+    set_namespaces(
+        &mut b,
+        &["pid", "network", "ipc", "uts", "mount", "cgroup", "time"],
+    );
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 7200, "nanosecs": 0}});
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let pid = b.state()["pid"].as_i64().unwrap().to_string();
+    let out = ozz(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        &format!("{PRINT_NS}; cat /proc/self/cgroup; cat /proc/self/timens_offsets"),
+    ]);
+    assert!(out.status.success(), "exec: {}", stderr(&out));
+    let text = stdout(&out);
+    let inside = parse_ns(&text);
+    for name in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"] {
+        assert_eq!(
+            inside[name],
+            ns_link(&pid, name),
+            "exec is not in the container's {name}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["boottime", "7200", "0"]),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.contains(":/")) {
+        assert!(
+            line.ends_with(":/"),
+            "exec outside the cgroup namespace root: {text}"
+        );
+    }
+}
