@@ -208,14 +208,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
             }
         }
     };
-    // Start from slave so nothing reaches the host, even for "shared"
-    // (which is applied to the new root after pivot_root).
-    let initial = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation
-    };
-    mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
+    // why: applied as asked, like runc's prepareRoot. "rshared" must make
+    // the binds of host shared mounts peers of the host's (Kubernetes'
+    // Bidirectional propagation); starting from slave made it one-way.
+    // This only changes the copies in our new mount namespace; the rootfs
+    // bind below sits under a private parent, and the old root is made
+    // rslave before it is detached (enter).
+    mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .context("set propagation of /")?;
     // pivot_root refuses a new root whose parent mount is shared.
     make_parent_private(rootfs)?;
