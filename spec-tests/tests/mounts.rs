@@ -877,3 +877,101 @@ fn missing_bind_source_fails_cleanly() {
     assert!(!state_root().join(&b.id).exists(), "state dir left");
     assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
 }
+
+#[test]
+fn container_mounts_do_not_reach_the_host() {
+    let h = shared_host_dir("noleak");
+    let mut b = bundle(
+        "noleak",
+        &[
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /tmp/sh/sub && touch /tmp/sh/sub/from-container; sleep 100",
+        ],
+    );
+    tmp_tmpfs(&mut b);
+    add_mount(
+        &mut b,
+        "/tmp/sh",
+        "bind",
+        path(&h.path),
+        &["rbind", "rshared"],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let mut mounted = false;
+    for _ in 0..200 {
+        let out = ozz(&["exec", &b.id, "cat", "/proc/self/mountinfo"]);
+        let mounts = parse_mountinfo(&stdout(&out));
+        if mount_at(&mounts, "/tmp/sh/sub").is_some_and(|m| m.fstype == "tmpfs") {
+            mounted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(mounted, "the container never made its mount");
+    let host = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let sub = h.path.join("sub");
+    assert!(
+        mount_at(&host, path(&sub)).is_none(),
+        "the container's mount propagated to the host"
+    );
+    assert!(!sub.join("from-container").exists());
+}
+
+/// rootfsPropagation "rshared" with an rshared bind is Kubernetes'
+/// Bidirectional propagation: the container's mounts reach the host (runc).
+#[test]
+fn rshared_rootfs_propagation_is_bidirectional() {
+    let h = shared_host_dir("bidir");
+    let mut b = bundle(
+        "bidir",
+        &[
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /tmp/sh/sub && touch /tmp/sh/sub/from-container; sleep 100",
+        ],
+    );
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    tmp_tmpfs(&mut b);
+    add_mount(
+        &mut b,
+        "/tmp/sh",
+        "bind",
+        path(&h.path),
+        &["rbind", "rshared"],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let marker = h.path.join("sub/from-container");
+    for _ in 0..200 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let host = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let sub = h.path.join("sub");
+    let m = mount_at(&host, path(&sub));
+    // Unmount it here too (HostDir's lazy unmount of the bind also would).
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&sub)
+        .status();
+    assert!(
+        m.is_some_and(|m| m.fstype == "tmpfs"),
+        "the container's mount did not reach the host"
+    );
+}
