@@ -330,6 +330,11 @@ fn proc_sysfs_devpts_mqueue_shm() {
         dev.fstype == "tmpfs" && dev.has_super_option("mode=755"),
         "{dev:?}"
     );
+    // strictatime: neither relatime nor noatime.
+    assert!(
+        dev.has_option("nosuid") && !dev.has_option("relatime") && !dev.has_option("noatime"),
+        "{dev:?}"
+    );
 }
 
 #[test]
@@ -373,6 +378,18 @@ fn cgroup_v1_mount_shows_the_containers_cgroups_read_only() {
         assert_eq!(m.root, "/", "{ctrl}: {m:?}");
     }
     assert!(seen > 0, "no v1 controllers on this host");
+
+    // Without a cgroup namespace the mounts' roots are the container's
+    // cgroup as the host names it.
+    let mut b = bundle("cgmount-nons", &["cat", "/proc/self/mountinfo"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "cgroup");
+    let mounts = parse_mountinfo(&b.run_ok());
+    let m = entry(&mounts, "/sys/fs/cgroup/pids");
+    assert_eq!(m.root, format!("/{CGROUP_PARENT}/{}", b.id), "{m:?}");
+    assert!(m.has_option("ro"), "{m:?}");
 }
 
 #[test]
