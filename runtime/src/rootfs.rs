@@ -333,6 +333,7 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &options, ctx);
     }
+    check_proc_mount(dest, &typ, is_bind, &source)?;
 
     // A file bind-mounted needs a file to land on; everything else a directory.
     let source_is_file = is_bind
@@ -346,6 +347,12 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
             .with_context(|| format!("create mount point {}", dest.display()))?
     };
     let target_path = fd_path(&target);
+    // The same check on where the destination really is, symlinks resolved.
+    if let Ok(real) = std::fs::read_link(&target_path) {
+        if let Ok(rel) = real.strip_prefix(ctx.rootfs) {
+            check_proc_mount(&Path::new("/").join(rel), &typ, is_bind, &source)?;
+        }
+    }
 
     if is_bind {
         let bind_flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
@@ -405,6 +412,59 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     }
     let target = root.resolve(dest)?;
     finish_mount(&fd_path(&target), &options)
+}
+
+/// why: a mount over /proc or inside it can hide what the kernel's procfs
+/// enforces (CVE-2019-16884, CVE-2019-19921). Like runc's checkProcMount:
+/// /proc itself only takes procfs, and inside it only the files lxcfs
+/// emulates may be covered.
+fn check_proc_mount(dest: &Path, typ: &str, is_bind: bool, source: &Path) -> Result<()> {
+    const ALLOWED: [&str; 10] = [
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    // Lexical: "/proc/./x" and "/a/../proc/x" are /proc/x too.
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            std::path::Component::Normal(n) => clean.push(n),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    let Ok(rel) = clean.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    if rel.as_os_str().is_empty() {
+        let source_is_proc = || {
+            nix::sys::statfs::statfs(source)
+                .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        };
+        if typ == "proc" || (is_bind && source_is_proc()) {
+            return Ok(());
+        }
+        bail!(
+            "{} cannot be mounted because it is not of type proc",
+            dest.display()
+        );
+    }
+    if ALLOWED.iter().any(|a| clean == Path::new(a)) {
+        return Ok(());
+    }
+    bail!(
+        "{} cannot be mounted because it is inside /proc",
+        dest.display()
+    );
 }
 
 fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
