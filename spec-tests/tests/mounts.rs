@@ -992,3 +992,58 @@ fn rshared_rootfs_propagation_is_bidirectional() {
         "the container's mount did not reach the host"
     );
 }
+
+/// Mounts over /proc or inside it could hide what procfs enforces
+/// (CVE-2019-16884, CVE-2019-19921): refused, except the files lxcfs
+/// emulates.
+#[test]
+fn mounts_into_proc_are_restricted() {
+    let h = HostDir::new("procmnt");
+    let file = h.path.join("uptime");
+    std::fs::write(&file, "12345.00 0.00\n").unwrap();
+    // Allowed: a file over /proc/uptime, as lxcfs does.
+    let mut b = bundle("procmnt-ok", &["cat", "/proc/uptime"]);
+    add_mount(&mut b, "/proc/uptime", "bind", path(&file), &["bind", "ro"]);
+    assert_eq!(b.run_ok(), "12345.00 0.00\n");
+    // Refused: a tmpfs over /proc/sys, a file over /proc/self/attr/current
+    // (through "..") and a tmpfs as /proc.
+    for (dest, typ, source, options) in [
+        ("/proc/sys", "tmpfs", "tmpfs", &[][..]),
+        (
+            "/proc/x/../self/attr/current",
+            "bind",
+            path(&file),
+            &["bind"][..],
+        ),
+        ("/proc", "tmpfs", "tmpfs", &[][..]),
+    ] {
+        let mut b = bundle("procmnt", &["true"]);
+        if dest == "/proc" {
+            b.config["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/proc");
+        }
+        add_mount(&mut b, dest, typ, source, options);
+        let out = b.create(&[]);
+        assert!(!out.status.success(), "{dest} accepted");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("cannot be mounted because"), "{dest}: {err}");
+        assert!(!state_root().join(&b.id).exists(), "state dir left");
+        assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
+    }
+    // Refused too when a symlink in the image leads there.
+    let copy = HostDir::rootfs_copy("procmnt-link");
+    std::os::unix::fs::symlink("/proc", copy.path.join("etc/p")).unwrap();
+    let mut b = bundle("procmnt-link", &["true"]);
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(&mut b, "/etc/p/sys", "tmpfs", "tmpfs", &[]);
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "/etc/p/sys (-> /proc/sys) accepted");
+    assert!(
+        stderr(&out).contains("cannot be mounted because it is inside /proc"),
+        "{}",
+        stderr(&out)
+    );
+}
