@@ -79,8 +79,23 @@ impl NamespacePlan {
 pub fn join(typ: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
     let file = File::open(path)
         .with_context(|| format!("open {} namespace {}", proc_name(typ), path.display()))?;
+    // why: setns into the user namespace we are already in fails (EINVAL);
+    // the init is born in a joined user namespace (spawn::clone3_in_user_ns).
+    if typ == LinuxNamespaceType::User && is_current(&file, typ) {
+        return Ok(());
+    }
     setns(file.as_fd(), clone_flag(typ))
         .with_context(|| format!("join {} namespace {}", proc_name(typ), path.display()))
+}
+
+/// Whether `file` names the namespace of type `typ` the caller is in.
+fn is_current(file: &File, typ: LinuxNamespaceType) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata(format!("/proc/self/ns/{}", proc_name(typ)));
+    match (file.metadata(), own) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The caller's own namespaces of some types, kept open so the caller can
