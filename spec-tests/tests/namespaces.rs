@@ -337,3 +337,43 @@ fn exec_joins_the_containers_time_and_cgroup_namespaces() {
         );
     }
 }
+
+#[test]
+fn joining_a_user_namespace_by_path() {
+    let mut a = bundle("userns-join-a", &["sleep", "100"]);
+    set_namespaces(
+        &mut a,
+        &["pid", "network", "ipc", "uts", "mount", "cgroup", "user"],
+    );
+    map_users(&mut a, 400000);
+    a.create_ok();
+    assert!(a.cmd("start", &[]).status.success());
+    let pid = a.state()["pid"].as_i64().unwrap().to_string();
+
+    let mut b = bundle(
+        "userns-join-b",
+        &[
+            "sh",
+            "-c",
+            &format!("{PRINT_NS}; cat /proc/self/uid_map; echo id $(id -u)"),
+        ],
+    );
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+        {"type": "mount"}, {"type": "cgroup"},
+        {"type": "user", "path": format!("/proc/{pid}/ns/user")},
+    ]);
+    let out = b.run_ok();
+    let inside = parse_ns(&out);
+    assert_eq!(inside["user"], ns_link(&pid, "user"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "400000", "65536"]),
+        "{out}"
+    );
+    assert_eq!(inside["id"], "0", "{out}");
+    // B's other namespaces are its own, not A's.
+    for name in ["mnt", "net", "pid"] {
+        assert_ne!(inside[name], ns_link(&pid, name), "{name} is A's");
+    }
+}
