@@ -1047,3 +1047,21 @@ fn mounts_into_proc_are_restricted() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bad_rootfs_propagation_and_mount_type_fail_cleanly() {
+    let mut bad_prop = bundle("badprop", &["true"]);
+    bad_prop.config["linux"]["rootfsPropagation"] = json!("bogus");
+    let mut bad_type = bundle("badtype", &["true"]);
+    tmp_tmpfs(&mut bad_type);
+    add_mount(&mut bad_type, "/tmp/x", "no-such-fs", "none", &[]);
+    for (b, what) in [(&bad_prop, "bogus"), (&bad_type, "no-such-fs")] {
+        let out = b.create(&[]);
+        assert!(!out.status.success(), "{what} accepted");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(what), "{err}");
+        assert!(!state_root().join(&b.id).exists(), "state dir left");
+        assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
+    }
+}
