@@ -120,7 +120,8 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "rnostrictatime" => o.rec_clear |= MOUNT_ATTR_ATIME_MASK,
             "rnosymfollow" => o.rec_set |= MOUNT_ATTR_NOSYMFOLLOW,
             "rsymfollow" => o.rec_clear |= MOUNT_ATTR_NOSYMFOLLOW,
-            // Options consumed by runc-era tooling that change nothing here.
+            // Options consumed by runc-era tooling that change nothing here
+            // (idmap and ridmap are refused by mount_one).
             "tmpcopyup" | "idmap" | "ridmap" => {}
             other => o.data.push(other.to_string()),
         }
@@ -330,6 +331,15 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     let dest = m.destination();
     let source = m.source().clone().unwrap_or_default();
 
+    // why: `ozz features` reports idmap disabled; mounting without the
+    // mapping asked for would show every file with the wrong owner.
+    let opts = m.options().as_deref().unwrap_or(&[]);
+    if opts.iter().any(|o| o == "idmap" || o == "ridmap")
+        || m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+    {
+        bail!("idmapped mounts are not supported");
+    }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &options, ctx);
     }
