@@ -1065,3 +1065,30 @@ fn bad_rootfs_propagation_and_mount_type_fail_cleanly() {
         assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
     }
 }
+
+/// `ozz features` says idmap is disabled: an idmapped mount is refused, not
+/// mounted with the wrong owners.
+#[test]
+fn idmapped_mounts_are_refused_as_features_says() {
+    let features = ozz(&["features"]);
+    let features: serde_json::Value = serde_json::from_slice(&features.stdout).unwrap();
+    let enabled = &features["linux"]["mountExtensions"]["idmap"]["enabled"];
+    if enabled == true {
+        eprintln!("skip: this build supports idmapped mounts");
+        return;
+    }
+    let h = HostDir::new("idmap");
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let mut b = bundle("idmap", &["true"]);
+    tmp_tmpfs(&mut b);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/tmp/idm", "type": "bind", "source": h.path,
+        "options": ["rbind", "idmap"], "uidMappings": map, "gidMappings": map,
+    }));
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "idmapped mount accepted");
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("idmapped mounts are not supported"), "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state dir left");
+}
