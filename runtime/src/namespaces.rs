@@ -79,8 +79,23 @@ impl NamespacePlan {
 pub fn join(typ: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
     let file = File::open(path)
         .with_context(|| format!("open {} namespace {}", proc_name(typ), path.display()))?;
+    // why: setns into the user namespace we are already in fails (EINVAL);
+    // the init is born in a joined user namespace (spawn::clone3_in_user_ns).
+    if typ == LinuxNamespaceType::User && is_current(&file, typ) {
+        return Ok(());
+    }
     setns(file.as_fd(), clone_flag(typ))
         .with_context(|| format!("join {} namespace {}", proc_name(typ), path.display()))
+}
+
+/// Whether `file` names the namespace of type `typ` the caller is in.
+fn is_current(file: &File, typ: LinuxNamespaceType) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata(format!("/proc/self/ns/{}", proc_name(typ)));
+    match (file.metadata(), own) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The caller's own namespaces of some types, kept open so the caller can
@@ -113,4 +128,15 @@ impl SavedNamespaces {
         }
         Ok(())
     }
+}
+
+/// Creates the container's cgroup namespace when the spec asks for a new
+/// one. Must run in the child after the parent has moved it into its
+/// cgroup, so that the namespace's root is the container's cgroup (and
+/// /proc/self/cgroup reads "/" inside).
+pub fn unshare_cgroup_if_new(spec: &Spec) -> Result<()> {
+    if NamespacePlan::from_spec(spec).creates(LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("create cgroup namespace")?;
+    }
+    Ok(())
 }

@@ -120,7 +120,8 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "rnostrictatime" => o.rec_clear |= MOUNT_ATTR_ATIME_MASK,
             "rnosymfollow" => o.rec_set |= MOUNT_ATTR_NOSYMFOLLOW,
             "rsymfollow" => o.rec_clear |= MOUNT_ATTR_NOSYMFOLLOW,
-            // Options consumed by runc-era tooling that change nothing here.
+            // Options consumed by runc-era tooling that change nothing here
+            // (idmap and ridmap are refused by mount_one).
             "tmpcopyup" | "idmap" | "ridmap" => {}
             other => o.data.push(other.to_string()),
         }
@@ -190,6 +191,10 @@ fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
 /// Prepares the host side of the mount namespace: nothing the container
 /// mounts propagates back, and the rootfs becomes a mount of its own.
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    // why: the cgroup namespace is left out of clone3 (see spawn::fork_child)
+    // and created here, the first step after the parent has moved us into
+    // the container's cgroup and before any cgroup mount needs it.
+    crate::namespaces::unshare_cgroup_if_new(spec)?;
     let propagation = match spec
         .linux()
         .as_ref()
@@ -204,14 +209,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
             }
         }
     };
-    // Start from slave so nothing reaches the host, even for "shared"
-    // (which is applied to the new root after pivot_root).
-    let initial = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation
-    };
-    mount(None::<&str>, "/", None::<&str>, initial, None::<&str>)
+    // why: applied as asked, like runc's prepareRoot. "rshared" must make
+    // the binds of host shared mounts peers of the host's (Kubernetes'
+    // Bidirectional propagation); starting from slave made it one-way.
+    // This only changes the copies in our new mount namespace; the rootfs
+    // bind below sits under a private parent, and the old root is made
+    // rslave before it is detached (enter).
+    mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .context("set propagation of /")?;
     // pivot_root refuses a new root whose parent mount is shared.
     make_parent_private(rootfs)?;
@@ -327,9 +331,19 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     let dest = m.destination();
     let source = m.source().clone().unwrap_or_default();
 
+    // why: `ozz features` reports idmap disabled; mounting without the
+    // mapping asked for would show every file with the wrong owner.
+    let opts = m.options().as_deref().unwrap_or(&[]);
+    if opts.iter().any(|o| o == "idmap" || o == "ridmap")
+        || m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+    {
+        bail!("idmapped mounts are not supported");
+    }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &options, ctx);
     }
+    check_proc_mount(dest, &typ, is_bind, &source)?;
 
     // A file bind-mounted needs a file to land on; everything else a directory.
     let source_is_file = is_bind
@@ -343,6 +357,12 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
             .with_context(|| format!("create mount point {}", dest.display()))?
     };
     let target_path = fd_path(&target);
+    // The same check on where the destination really is, symlinks resolved.
+    if let Ok(real) = std::fs::read_link(&target_path) {
+        if let Ok(rel) = real.strip_prefix(ctx.rootfs) {
+            check_proc_mount(&Path::new("/").join(rel), &typ, is_bind, &source)?;
+        }
+    }
 
     if is_bind {
         let bind_flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
@@ -402,6 +422,59 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     }
     let target = root.resolve(dest)?;
     finish_mount(&fd_path(&target), &options)
+}
+
+/// why: a mount over /proc or inside it can hide what the kernel's procfs
+/// enforces (CVE-2019-16884, CVE-2019-19921). Like runc's checkProcMount:
+/// /proc itself only takes procfs, and inside it only the files lxcfs
+/// emulates may be covered.
+fn check_proc_mount(dest: &Path, typ: &str, is_bind: bool, source: &Path) -> Result<()> {
+    const ALLOWED: [&str; 10] = [
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    // Lexical: "/proc/./x" and "/a/../proc/x" are /proc/x too.
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            std::path::Component::Normal(n) => clean.push(n),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    let Ok(rel) = clean.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    if rel.as_os_str().is_empty() {
+        let source_is_proc = || {
+            nix::sys::statfs::statfs(source)
+                .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        };
+        if typ == "proc" || (is_bind && source_is_proc()) {
+            return Ok(());
+        }
+        bail!(
+            "{} cannot be mounted because it is not of type proc",
+            dest.display()
+        );
+    }
+    if ALLOWED.iter().any(|a| clean == Path::new(a)) {
+        return Ok(());
+    }
+    bail!(
+        "{} cannot be mounted because it is inside /proc",
+        dest.display()
+    );
 }
 
 fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
@@ -703,6 +776,9 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// After pivot_root: the spec's masked and read-only paths, read-only root
 /// and the final root propagation.
 pub fn finish(spec: &Spec) -> Result<()> {
+    // why: sysctls are written through /proc/sys, which readonlyPaths is
+    // about to make read-only (runc's order: sysctl, then the paths).
+    write_sysctls(spec)?;
     let linux = spec.linux().as_ref();
     let masked = linux
         .and_then(|l| l.masked_paths().clone())
@@ -808,8 +884,15 @@ fn readonly_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// linux.sysctl is written by [`finish`], before /proc/sys becomes
+/// read-only; this later step has nothing left to do.
+// TODO(init.rs owner): drop the call in spawn/init.rs, then this function.
+pub fn apply_sysctl(_spec: &Spec) -> Result<()> {
+    Ok(())
+}
+
 /// Writes linux.sysctl through the container's /proc/sys.
-pub fn apply_sysctl(spec: &Spec) -> Result<()> {
+fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctl = spec
         .linux()
         .as_ref()

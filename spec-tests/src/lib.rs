@@ -330,3 +330,127 @@ pub fn process_gone(pid: i64) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Mount and namespace helpers (mounts.rs, namespaces.rs).
+// ---------------------------------------------------------------------------
+
+/// One line of /proc/PID/mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountEntry {
+    /// major:minor of the filesystem.
+    pub dev: String,
+    /// The root of the mount within its filesystem.
+    pub root: String,
+    pub mount_point: String,
+    /// Per-mount options (ro, nosuid, noatime …).
+    pub options: Vec<String>,
+    /// Optional fields: shared:N, master:N, propagate_from:N, unbindable.
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    /// Per-superblock options (size=, mode=, gid= …).
+    pub super_options: Vec<String>,
+}
+
+impl MountEntry {
+    pub fn has_option(&self, opt: &str) -> bool {
+        self.options.iter().any(|o| o == opt)
+    }
+    pub fn has_super_option(&self, opt: &str) -> bool {
+        self.super_options.iter().any(|o| o == opt)
+    }
+    pub fn has_optional(&self, prefix: &str) -> bool {
+        self.optional.iter().any(|o| o.starts_with(prefix))
+    }
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    let split = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            Some(MountEntry {
+                dev: pre.get(2)?.to_string(),
+                root: pre.get(3)?.replace("\\040", " "),
+                mount_point: pre.get(4)?.replace("\\040", " "),
+                options: split(pre.get(5)?),
+                optional: pre[6..].iter().map(|s| s.to_string()).collect(),
+                fstype: post.first()?.to_string(),
+                source: post.get(1)?.to_string(),
+                super_options: split(post.get(2).unwrap_or(&"")),
+            })
+        })
+        .collect()
+}
+
+/// The topmost mount at `mount_point` (the last one listed).
+pub fn mount_at<'a>(entries: &'a [MountEntry], mount_point: &str) -> Option<&'a MountEntry> {
+    entries.iter().rev().find(|e| e.mount_point == mount_point)
+}
+
+/// A scratch directory on the host and the host mounts a test made in it;
+/// all unmounted (lazily, innermost first) and removed when dropped.
+pub struct HostDir {
+    pub path: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+impl HostDir {
+    pub fn new(tag: &str) -> HostDir {
+        let path = scratch().join("host").join(unique_id(tag));
+        std::fs::create_dir_all(&path).unwrap();
+        HostDir {
+            path,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// A private copy of the shared rootfs (`cp -a`), for tests that let
+    /// the runtime create things in it.
+    pub fn rootfs_copy(tag: &str) -> HostDir {
+        let dir = HostDir::new(tag);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", shared_rootfs().display()))
+            .arg(&dir.path)
+            .status()
+            .expect("cp -a");
+        assert!(status.success(), "cp -a of the rootfs failed");
+        dir
+    }
+
+    /// Runs the host's mount(8) with `args`; `target` is unmounted on drop.
+    pub fn mount(&mut self, args: &[&str], target: &Path) {
+        let out = Command::new("mount")
+            .args(args)
+            .arg(target)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount {args:?} {}: {}",
+            target.display(),
+            stderr(&out)
+        );
+        self.mounts.push(target.to_path_buf());
+    }
+}
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        for target in self.mounts.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(target).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The inode a /proc/PID/ns/NAME link names, e.g. "net:[4026531840]".
+pub fn ns_link(pid: &str, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

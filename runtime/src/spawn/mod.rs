@@ -66,7 +66,13 @@ struct CloneArgs {
 fn clone3(flags: CloneFlags) -> Result<i32> {
     let args = CloneArgs {
         flags: flags.bits() as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the kernel wants 0 here and uses the caller's
+        // own exit signal (SIGCHLD for our helper).
+        exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     // SAFETY: args is a valid clone_args of the size we pass; with no stack
@@ -83,6 +89,53 @@ fn clone3(flags: CloneFlags) -> Result<i32> {
         return Err(std::io::Error::last_os_error()).context("clone3");
     }
     Ok(rc as i32)
+}
+
+/// why: namespaces made by clone3 belong to the caller's user namespace.
+/// When the container joins a user namespace by path, its new mount, pid,
+/// uts … namespaces must belong to that one, or its root has no rights over
+/// them (sethostname, mount fail with EPERM). We cannot join that user
+/// namespace and come back, so a short-lived helper joins it and clones the
+/// child with CLONE_PARENT (it is our child all the same), reports its pid
+/// through a pipe and exits. Returns 0 in the child, like [`clone3`].
+fn clone3_in_user_ns(user_ns: &Path, flags: CloneFlags) -> Result<i32> {
+    use std::io::{Read, Write};
+    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+    let helper = clone3(CloneFlags::empty())?;
+    if helper == 0 {
+        drop(rd);
+        let result = namespaces::join(LinuxNamespaceType::User, user_ns)
+            .and_then(|()| clone3(flags | CloneFlags::CLONE_PARENT));
+        if let Ok(0) = result {
+            drop(wr);
+            return Ok(0);
+        }
+        let mut report = std::fs::File::from(wr);
+        let (pid, text) = match result {
+            Ok(pid) => (pid, String::new()),
+            Err(e) => (-1, format!("{e:#}")),
+        };
+        let _ = report.write_all(&pid.to_ne_bytes());
+        let _ = report.write_all(text.as_bytes());
+        drop(report);
+        // SAFETY: _exit ends the helper at once, running none of the
+        // parent's atexit handlers or destructors twice.
+        unsafe { libc::_exit(0) }
+    }
+    drop(wr);
+    let mut answer = Vec::new();
+    let read = std::fs::File::from(rd).read_to_end(&mut answer);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+    read.context("read the child's pid from the helper")?;
+    let pid = answer
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(-1);
+    if pid <= 0 {
+        let why = String::from_utf8_lossy(answer.get(4..).unwrap_or_default());
+        bail!("clone into user namespace {}: {why}", user_ns.display());
+    }
+    Ok(pid)
 }
 
 /// The parent's handle on the child it started.
@@ -102,7 +155,12 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     match config.kind {
         ChildKind::Init => {
             for typ in &config.plan.new {
-                if *typ != LinuxNamespaceType::Time {
+                // why: a cgroup namespace is rooted at the cgroup its creator
+                // is in when it is made. The child only reaches its own
+                // cgroup after the parent moves it there, so it unshares the
+                // cgroup namespace itself afterwards
+                // (namespaces::unshare_cgroup_if_new), as runc does.
+                if !matches!(typ, LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup) {
                     flags |= namespaces::clone_flag(*typ);
                 }
             }
@@ -126,6 +184,9 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
             }
         }
     }
+    if let Some(fifo) = config.fifo_fd {
+        chown_fifo_to_container_root(fifo, &config.spec)?;
+    }
     let new_time = config.kind == ChildKind::Init && config.plan.creates(LinuxNamespaceType::Time);
     let mut to_save: Vec<LinuxNamespaceType> = parent_joins.iter().map(|(t, _)| *t).collect();
     if new_time && !to_save.contains(&LinuxNamespaceType::Time) {
@@ -138,7 +199,10 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time {
         unshare_time(&config.spec)?;
     }
-    let pid = clone3(flags)?;
+    let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
+        Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(user_ns, flags)?,
+        _ => clone3(flags)?,
+    };
     if pid == 0 {
         drop(parent_end);
         init::run(config, child_end);
@@ -185,6 +249,52 @@ fn unshare_time(spec: &Spec) -> Result<()> {
     }
     if !text.is_empty() {
         std::fs::write("/proc/self/timens_offsets", text).context("write time offsets")?;
+    }
+    Ok(())
+}
+
+/// why: the init opens exec.fifo for writing as the container's root. In a
+/// user namespace that root is another host uid, which a fifo owned by the
+/// host's root (0600 after the umask) refuses: give it to that uid and gid,
+/// as runc does.
+fn chown_fifo_to_container_root(fifo: RawFd, spec: &Spec) -> Result<()> {
+    // why: a user namespace joined by path has no mappings in the spec, so
+    // its root's host uid is unknown here: give the fifo the 0622 that
+    // mkfifo asked for (the umask took the "others" write bit), as runc has.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        format!("/proc/self/fd/{fifo}"),
+        std::fs::Permissions::from_mode(0o622),
+    )
+    .context("chmod exec fifo")?;
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let host_root = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .find(|m| m.container_id() == 0 && m.size() > 0)
+            .map(|m| m.host_id())
+    };
+    let uid = host_root(linux.uid_mappings());
+    let gid = host_root(linux.gid_mappings());
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    // SAFETY: fchownat with AT_EMPTY_PATH acts on the (O_PATH) descriptor
+    // itself; the path is a NUL-terminated empty string; -1 (as u32) keeps
+    // an id unchanged.
+    let rc = unsafe {
+        libc::fchownat(
+            fifo,
+            c"".as_ptr(),
+            uid.unwrap_or(u32::MAX),
+            gid.unwrap_or(u32::MAX),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("chown exec fifo");
     }
     Ok(())
 }
