@@ -20,7 +20,8 @@ unit:
 	$(CARGO) test -p ozz
 
 spec: build
-	OZZ_BIN=$(OZZ) $(CARGO) test -p spec-tests -- --test-threads=2
+	OZZ_BIN=$(OZZ) $(CARGO) test -p spec-tests -- --test-threads=2; \
+	rc=$$?; hack/clean-test-cgroups; exit $$rc
 
 # The suites that touch cgroups, again inside a pure cgroup v2 guest (qemu TCG).
 test-v2: build

@@ -63,8 +63,14 @@ pub fn unique_id(tag: &str) -> String {
     )
 }
 
-/// The parent cgroup every test container lives under.
-pub const CGROUP_PARENT: &str = "ozz-test";
+/// The parent cgroup of this run's containers (`ozz-test-<pid>`). It is
+/// per run and never removed by a test: removing a shared parent races with
+/// a parallel test creating its container in it. `make spec` removes the
+/// empty parents afterwards (hack/clean-test-cgroups).
+pub fn cgroup_parent() -> &'static str {
+    static PARENT: OnceLock<String> = OnceLock::new();
+    PARENT.get_or_init(|| format!("ozz-test-{}", std::process::id()))
+}
 
 pub struct Bundle {
     pub id: String,
@@ -85,7 +91,7 @@ pub fn bundle(tag: &str, args: &[&str]) -> Bundle {
     config["root"]["path"] = json!(shared_rootfs());
     config["process"]["terminal"] = json!(false);
     config["process"]["args"] = json!(args);
-    config["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
+    config["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", cgroup_parent()));
     Bundle { id, dir, config }
 }
 
@@ -151,7 +157,7 @@ impl Bundle {
     /// The host directory of this container's cgroup for one v1 controller
     /// (or the v2 directory when `controller` is empty on a v2 host).
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        cgroup_root(controller).join(CGROUP_PARENT).join(&self.id)
+        cgroup_root(controller).join(cgroup_parent()).join(&self.id)
     }
 
     /// Waits (bounded) until the container reports `want`.
@@ -170,9 +176,10 @@ impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = ozz(&["delete", "--force", &self.id]);
         for controller in cgroup_controllers() {
-            let dir = cgroup_root(&controller).join(CGROUP_PARENT).join(&self.id);
+            let dir = cgroup_root(&controller)
+                .join(cgroup_parent())
+                .join(&self.id);
             let _ = std::fs::remove_dir(&dir);
-            let _ = std::fs::remove_dir(cgroup_root(&controller).join(CGROUP_PARENT));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -241,7 +241,7 @@ fn cgroup_namespace_root_is_the_container_cgroup() {
     let mut b = bundle("cgns-shared", &["cat", "/proc/self/cgroup"]);
     set_namespaces(&mut b, &["pid", "network", "ipc", "uts", "mount"]);
     let out = b.run_ok();
-    let want = format!("/{CGROUP_PARENT}/{}", b.id);
+    let want = format!("/{}/{}", cgroup_parent(), b.id);
     assert!(
         out.lines()
             .any(|l| l.ends_with(&format!(":pids:{want}")) || l == format!("0::{want}")),

@@ -190,15 +190,15 @@ fn build(
         systemd_cgroup: global.systemd_cgroup,
         config: spec,
     };
-    let creating_json = state.oci_json(Status::Creating).to_string();
-    child.channel.send(&Msg::Proceed(creating_json.clone()))?;
-    // Limits go on while the child sets up its mounts; both finish before
-    // any hook or user code runs.
+    // Limits (the device rules above all: v1 applies them as deny-all then
+    // allows) must be complete before the child makes its device nodes.
     cgroups::apply(
         &manager,
         &cgroups::effective_resources(&state.config)?,
         &state.cgroup_path,
     )?;
+    let creating_json = state.oci_json(Status::Creating).to_string();
+    child.channel.send(&Msg::Proceed(creating_json.clone()))?;
 
     spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
     let hooks = state.config.hooks().clone().unwrap_or_default();

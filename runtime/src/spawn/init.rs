@@ -87,17 +87,6 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         // the process may be about to lose.
         filter.install().context("load seccomp filter")?;
     }
-    if let Some(fifo_fd) = config.fifo_fd {
-        // why: exec.fifo is made with mkfifo(0o622) under the caller's umask
-        // (usually 0600), and wait_for_start reopens it *after* the switch to
-        // process.user: a non-root user without CAP_DAC_OVERRIDE got EACCES.
-        // Give it runc's 0622 while we are still root (best effort: the
-        // reopen reports any real problem).
-        let _ = std::fs::set_permissions(
-            format!("/proc/self/fd/{fifo_fd}"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o622),
-        );
-    }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
     caps::apply(capabilities)?;

@@ -184,9 +184,6 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
             }
         }
     }
-    if let Some(fifo) = config.fifo_fd {
-        chown_fifo_to_container_root(fifo, &config.spec)?;
-    }
     let new_time = config.kind == ChildKind::Init && config.plan.creates(LinuxNamespaceType::Time);
     let mut to_save: Vec<LinuxNamespaceType> = parent_joins.iter().map(|(t, _)| *t).collect();
     if new_time && !to_save.contains(&LinuxNamespaceType::Time) {
@@ -249,52 +246,6 @@ fn unshare_time(spec: &Spec) -> Result<()> {
     }
     if !text.is_empty() {
         std::fs::write("/proc/self/timens_offsets", text).context("write time offsets")?;
-    }
-    Ok(())
-}
-
-/// why: the init opens exec.fifo for writing as the container's root. In a
-/// user namespace that root is another host uid, which a fifo owned by the
-/// host's root (0600 after the umask) refuses: give it to that uid and gid,
-/// as runc does.
-fn chown_fifo_to_container_root(fifo: RawFd, spec: &Spec) -> Result<()> {
-    // why: a user namespace joined by path has no mappings in the spec, so
-    // its root's host uid is unknown here: give the fifo the 0622 that
-    // mkfifo asked for (the umask took the "others" write bit), as runc has.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        format!("/proc/self/fd/{fifo}"),
-        std::fs::Permissions::from_mode(0o622),
-    )
-    .context("chmod exec fifo")?;
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    let host_root = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.iter()
-            .flatten()
-            .find(|m| m.container_id() == 0 && m.size() > 0)
-            .map(|m| m.host_id())
-    };
-    let uid = host_root(linux.uid_mappings());
-    let gid = host_root(linux.gid_mappings());
-    if uid.is_none() && gid.is_none() {
-        return Ok(());
-    }
-    // SAFETY: fchownat with AT_EMPTY_PATH acts on the (O_PATH) descriptor
-    // itself; the path is a NUL-terminated empty string; -1 (as u32) keeps
-    // an id unchanged.
-    let rc = unsafe {
-        libc::fchownat(
-            fifo,
-            c"".as_ptr(),
-            uid.unwrap_or(u32::MAX),
-            gid.unwrap_or(u32::MAX),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("chown exec fifo");
     }
     Ok(())
 }
