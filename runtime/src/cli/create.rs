@@ -185,7 +185,11 @@ fn build(
         config: spec,
     };
     let creating_json = state.oci_json(Status::Creating).to_string();
-    child.channel.send(&Msg::Proceed(creating_json.clone()))?;
+    // why: the init keeps this first payload for its startContainer hooks,
+    // which run once the container is created (runc passes "created"); the
+    // createContainer hooks get the second payload, "creating", below.
+    let created_json = state.oci_json(Status::Created).to_string();
+    child.channel.send(&Msg::Proceed(created_json))?;
 
     spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
     let hooks = state.config.hooks().clone().unwrap_or_default();

@@ -1,0 +1,338 @@
+//! Hooks: each kind runs at its moment, in the right mount namespace, with
+//! the state JSON on stdin, its args and env; timeouts kill; failures of
+//! prestart/createRuntime abort create cleanly, of poststart/poststop only warn.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use spec_tests::*;
+
+/// Records one hook's view: its stdin (state JSON), its mount namespace and
+/// a line "<kind> <HOOKVAR> <second arg>" appended to `order`.
+const RECORD: &str = r#"d=$LOGDIR; cat > "$d/$1.json"; readlink /proc/self/ns/mnt > "$d/$1.ns"; echo "$1 $HOOKVAR $2" >> "$d/order""#;
+
+const KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+fn host_mnt_ns() -> String {
+    std::fs::read_link("/proc/self/ns/mnt")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A recording hook of `kind`; `logdir` is where it writes, as the hook sees it.
+fn recording_hook(kind: &str, logdir: &str) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", RECORD, "argv0", kind, format!("arg-{kind}")],
+        "env": [format!("LOGDIR={logdir}"), format!("HOOKVAR=env-{kind}"),
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    })
+}
+
+/// A bundle with a recording hook of every kind and a host directory
+/// `logdir` bind-mounted at /hooklog (where startContainer, which runs after
+/// pivot_root, writes).
+fn recording_bundle(tag: &str, args: &[&str]) -> (Bundle, PathBuf) {
+    let mut b = bundle(tag, args);
+    let logdir = b.dir.join("hooklog");
+    std::fs::create_dir_all(&logdir).unwrap();
+    let host = logdir.to_str().unwrap();
+    let mut hooks = serde_json::Map::new();
+    for kind in KINDS {
+        let seen_as = if kind == "startContainer" {
+            "/hooklog"
+        } else {
+            host
+        };
+        hooks.insert(kind.to_string(), json!([recording_hook(kind, seen_as)]));
+    }
+    b.config["hooks"] = Value::Object(hooks);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/hooklog", "type": "bind", "source": host,
+        "options": ["rbind", "rw"]
+    }));
+    (b, logdir)
+}
+
+fn order(logdir: &Path) -> Vec<String> {
+    std::fs::read_to_string(logdir.join("order"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn hook_state(logdir: &Path, kind: &str) -> Value {
+    let text = std::fs::read_to_string(logdir.join(format!("{kind}.json")))
+        .unwrap_or_else(|e| panic!("{kind} left no state: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind} stdin {text:?}: {e}"))
+}
+
+fn hook_ns(logdir: &Path, kind: &str) -> String {
+    std::fs::read_to_string(logdir.join(format!("{kind}.ns")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn line(kind: &str) -> String {
+    format!("{kind} env-{kind} arg-{kind}")
+}
+
+#[test]
+fn every_hook_runs_at_its_moment_with_state_env_and_args() {
+    let (b, logdir) = recording_bundle("hooks-all", &["sleep", "100"]);
+    b.create_ok();
+    assert_eq!(
+        order(&logdir),
+        vec![
+            line("prestart"),
+            line("createRuntime"),
+            line("createContainer")
+        ],
+        "after create"
+    );
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    // Both ran (their relative order is checked by
+    // poststart_runs_after_start_container_hooks).
+    let mut after_start = wait_lines(&logdir, 5)[3..].to_vec();
+    after_start.sort();
+    assert_eq!(
+        after_start,
+        [line("poststart"), line("startContainer")],
+        "after start"
+    );
+    assert!(ozz(&["kill", &b.id, "KILL"]).status.success());
+    b.wait_status("stopped");
+    let out = b.cmd("delete", &[]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    let all = order(&logdir);
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all[5], line("poststop"), "{all:?}");
+
+    let bundle_dir = b.dir.canonicalize().unwrap();
+    for (kind, status) in [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let st = hook_state(&logdir, kind);
+        assert_eq!(st["status"], status, "{kind}: {st}");
+        assert_eq!(st["id"], b.id.as_str(), "{kind}: {st}");
+        assert_eq!(st["bundle"], bundle_dir.to_str().unwrap(), "{kind}: {st}");
+        assert!(st["ociVersion"].is_string(), "{kind}: {st}");
+        if kind != "poststop" {
+            assert_eq!(st["pid"].as_i64(), Some(pid), "{kind}: {st}");
+        }
+    }
+
+    let host = host_mnt_ns();
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert_eq!(
+            hook_ns(&logdir, kind),
+            host,
+            "{kind} must run in the host's mount ns"
+        );
+    }
+    for kind in ["createContainer", "startContainer"] {
+        let ns = hook_ns(&logdir, kind);
+        assert!(ns.starts_with("mnt:["), "{kind}: {ns}");
+        assert_ne!(ns, host, "{kind} must run in the container's mount ns");
+    }
+}
+
+/// Waits (bounded) until `order` has `n` lines.
+fn wait_lines(logdir: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = order(logdir);
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The spec: startContainer hooks run before the user's program is
+/// executed, poststart hooks after it is executed and before `start`
+/// returns. A slow startContainer hook makes a violation deterministic.
+#[test]
+fn poststart_runs_after_start_container_hooks() {
+    let (mut b, logdir) = recording_bundle("hooks-order", &["sleep", "100"]);
+    let start = &mut b.config["hooks"]["startContainer"][0]["args"][2];
+    *start = json!(format!("sleep 0.5; {RECORD}"));
+    b.create_ok();
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    let lines = order(&logdir);
+    assert_eq!(
+        lines[3..],
+        [line("startContainer"), line("poststart")],
+        "start returned before the startContainer hook ran / the program was executed"
+    );
+}
+
+#[test]
+fn run_fires_the_hooks_too() {
+    let (b, logdir) = recording_bundle("hooks-run", &["true"]);
+    b.run_ok();
+    let mut lines = order(&logdir);
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(
+        lines[..3],
+        [
+            line("prestart"),
+            line("createRuntime"),
+            line("createContainer")
+        ]
+    );
+    assert_eq!(lines[5], line("poststop"));
+    lines.sort();
+    let mut want: Vec<String> = KINDS.iter().map(|k| line(k)).collect();
+    want.sort();
+    assert_eq!(lines, want);
+    assert_eq!(hook_state(&logdir, "poststop")["status"], "stopped");
+}
+
+/// Nothing of the container is left: no state dir, no cgroup directory, and
+/// the init (whose pid the prestart hook recorded) is gone.
+fn assert_nothing_left(b: &Bundle, pid_file: &Path) {
+    assert!(
+        !state_root().join(&b.id).exists(),
+        "state dir of {} left behind",
+        b.id
+    );
+    for ctrl in ["memory", "pids", "cpu", "devices", "freezer", ""] {
+        let dir = b.cgroup_dir(ctrl);
+        assert!(
+            !dir.join("cgroup.procs").exists(),
+            "cgroup {} left behind",
+            dir.display()
+        );
+    }
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(pid_file).unwrap()).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    // The parent kills and reaps the init before it exits.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !process_gone(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(process_gone(pid), "container init {pid} left running");
+}
+
+/// A prestart hook saving the state JSON (with the init's pid) to `file`.
+fn save_state_hook(file: &Path) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", file.display())]})
+}
+
+#[test]
+fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
+    let mut b = bundle("hooks-fail", &["true"]);
+    let saved = b.dir.join("saved-state.json");
+    b.config["hooks"] = json!({
+        "prestart": [save_state_hook(&saved)],
+        "createRuntime": [{"path": "/bin/sh",
+                           "args": ["sh", "-c", "echo hook-says-no >&2; exit 3"]}],
+    });
+    let out = b.create(&[]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("createRuntime"), "{err}");
+    assert!(err.contains("hook-says-no"), "{err}");
+    assert_nothing_left(&b, &saved);
+}
+
+#[test]
+fn hook_timeout_kills_the_hook_and_fails_create() {
+    let mut b = bundle("hooks-timeout", &["true"]);
+    let saved = b.dir.join("saved-state.json");
+    // A unique duration identifies the hook's process in /proc.
+    let duration = format!("100.{}{}", std::process::id(), b.id.len());
+    b.config["hooks"] = json!({
+        "prestart": [save_state_hook(&saved)],
+        "createRuntime": [{"path": "/bin/sleep", "args": ["sleep", duration], "timeout": 1}],
+    });
+    let started = Instant::now();
+    let out = b.create(&[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "create took {took:?}");
+    assert!(took >= Duration::from_secs(1), "create took {took:?}");
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert_nothing_left(&b, &saved);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !cmdline.contains(&duration),
+                "hook process {} survived",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn failing_poststart_and_poststop_hooks_only_warn() {
+    let mut b = bundle("hooks-warn", &["sleep", "100"]);
+    let marker = b.dir.join("second-poststop-ran");
+    b.config["hooks"] = json!({
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}],
+        "poststop": [{"path": "/bin/false"},
+                     {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]}],
+    });
+    b.create_ok();
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("poststart"),
+        "no warning: {}",
+        stderr(&out)
+    );
+    assert_eq!(b.status(), "running");
+    let out = b.cmd("delete", &["--force"]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("poststop"),
+        "no warning: {}",
+        stderr(&out)
+    );
+    assert!(
+        marker.exists(),
+        "a failing poststop hook stopped the next one"
+    );
+    assert!(!state_root().join(&b.id).exists());
+}
+
+#[test]
+fn failing_prestart_hook_stops_the_later_hooks() {
+    let mut b = bundle("hooks-prestart", &["true"]);
+    let marker = b.dir.join("create-runtime-ran");
+    b.config["hooks"] = json!({
+        "prestart": [{"path": "/bin/false"}],
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]}],
+    });
+    let out = b.create(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("prestart"), "{}", stderr(&out));
+    assert!(!marker.exists(), "createRuntime ran after prestart failed");
+    assert!(!state_root().join(&b.id).exists());
+}
