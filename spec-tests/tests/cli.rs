@@ -1,0 +1,439 @@
+//! The command line: --version, features, spec, --log in JSON, and the
+//! one-line error + exit 1 + nothing left rule for bad input, compared with
+//! Debian's runc where it makes sense.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+use spec_tests::*;
+
+const RUNC: &str = "/usr/sbin/runc";
+
+fn features() -> Value {
+    let out = ozz(&["features"]);
+    assert!(out.status.success(), "features: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("features JSON")
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A bundle-less failure must leave neither a state dir nor a cgroup.
+fn assert_nothing_left(id: &str) {
+    assert!(
+        !state_root().join(id).exists(),
+        "state dir of {id} left behind"
+    );
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = entry.path().join(CGROUP_PARENT).join(id);
+        assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    }
+}
+
+/// One line on stderr and exit code 1.
+fn assert_one_line_error(out: &Output, what: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err:?}");
+    assert!(!err.trim().is_empty(), "{what}: empty error");
+    err.trim().to_string()
+}
+
+#[test]
+fn version_prints_ozz_and_spec_versions() {
+    for flag in ["--version", "-v"] {
+        let out = Command::new(ozz_bin()).arg(flag).output().unwrap();
+        assert!(out.status.success(), "{flag}");
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        let version = lines[0].strip_prefix("ozz version ").expect(&text);
+        assert!(
+            !version.is_empty() && version.chars().next().unwrap().is_ascii_digit(),
+            "{text}"
+        );
+        assert_eq!(lines[1], "spec: 1.3.0", "{text}");
+    }
+}
+
+#[test]
+fn features_document_is_complete_and_true() {
+    let f = features();
+    assert_eq!(f["ociVersionMax"], "1.3.0");
+    assert!(f["ociVersionMin"].as_str().unwrap().starts_with("1.0"));
+    let hooks = strings(&f["hooks"]);
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert!(hooks.iter().any(|h| h == kind), "{kind} missing: {hooks:?}");
+    }
+    let opts = strings(&f["mountOptions"]);
+    for o in [
+        "ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "rprivate",
+    ] {
+        assert!(opts.iter().any(|x| x == o), "{o} missing");
+    }
+    let ns = strings(&f["linux"]["namespaces"]);
+    for n in ["mount", "pid", "network", "ipc", "uts", "user", "cgroup"] {
+        assert!(ns.iter().any(|x| x == n), "{n} missing");
+    }
+    let caps = strings(&f["linux"]["capabilities"]);
+    assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"), "{caps:?}");
+
+    // The seccomp claims are those the seccomp tests prove, and every
+    // claimed action and operator is accepted by create.
+    let sc = &f["linux"]["seccomp"];
+    assert_eq!(sc["enabled"], true);
+    let actions = strings(&sc["actions"]);
+    for a in [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} missing: {actions:?}");
+    }
+    assert!(
+        !actions.iter().any(|x| x == "SCMP_ACT_NOTIFY"),
+        "NOTIFY claimed but refused"
+    );
+    let ops = strings(&sc["operators"]);
+    for o in ["SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ"] {
+        assert!(ops.iter().any(|x| x == o), "{o} missing: {ops:?}");
+    }
+    assert!(strings(&sc["archs"])
+        .iter()
+        .any(|a| a == "SCMP_ARCH_X86_64"));
+    for action in &actions {
+        let mut b = bundle("feat-act", &["true"]);
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": action}]});
+        let out = b.create(&[]);
+        assert!(
+            out.status.success(),
+            "{action} claimed but: {}",
+            stderr(&out)
+        );
+    }
+    for op in &ops {
+        let mut b = bundle("feat-op", &["true"]);
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 0, "value": 8, "valueTwo": 8, "op": op}]}]});
+        let out = b.create(&[]);
+        assert!(out.status.success(), "{op} claimed but: {}", stderr(&out));
+    }
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = workspace()
+        .join("target/spec-tests/cli")
+        .join(unique_id(tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn spec_writes_a_config_that_run_accepts() {
+    let dir = scratch_dir("spec-run");
+    let out = ozz(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "spec: {}", stderr(&out));
+    let path = dir.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(config["ociVersion"], "1.3.0");
+    assert_eq!(config["root"]["path"], "rootfs");
+    // Only what a terminal-less test needs changes; the rootfs is linked in.
+    std::os::unix::fs::symlink(shared_rootfs(), dir.join("rootfs")).unwrap();
+    config["process"]["terminal"] = json!(false);
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = unique_id("spec-run");
+    let out = ozz(&["run", "--bundle", dir.to_str().unwrap(), &id]);
+    // `sh` reads EOF from /dev/null and exits 0.
+    assert_eq!(out.status.code(), Some(0), "run: {}", stderr(&out));
+    assert!(!state_root().join(&id).exists());
+    assert!(!Path::new("/sys/fs/cgroup/pids").join(&id).exists());
+
+    let rootless = scratch_dir("spec-rootless");
+    let out = ozz(&["spec", "--rootless", "--bundle", rootless.to_str().unwrap()]);
+    assert!(out.status.success(), "spec --rootless: {}", stderr(&out));
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(rootless.join("config.json")).unwrap()).unwrap();
+    let ns = config["linux"]["namespaces"].as_array().unwrap();
+    assert!(ns.iter().any(|n| n["type"] == "user"), "{config}");
+    assert!(config["linux"]["uidMappings"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&rootless);
+}
+
+#[test]
+fn spec_refuses_to_overwrite() {
+    let dir = scratch_dir("spec-over");
+    std::fs::write(dir.join("config.json"), "mine").unwrap();
+    let out = ozz(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let err = assert_one_line_error(&out, "spec over an existing config");
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        "mine"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+fn is_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        r.into_iter()
+            .all(|i| b.get(i).is_some_and(u8::is_ascii_digit))
+    };
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !(b[10] == b'T' || b[10] == b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut rest = &t[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    rest == "Z"
+        || (rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':')
+}
+
+#[test]
+fn log_json_records_the_error_line() {
+    let log = scratch_dir("log").join("ozz.log");
+    let out = ozz(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "no-such-container-for-log",
+    ]);
+    let err = assert_one_line_error(&out, "state of an unknown container");
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let entry: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .unwrap_or_else(|| panic!("no JSON error line in {text:?}"));
+    assert_eq!(entry["msg"], err.as_str());
+    let time = entry["time"].as_str().unwrap();
+    assert!(is_rfc3339(time), "{time}");
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(v["level"].is_string() && v["msg"].is_string(), "{line}");
+    }
+}
+
+/// Every way of breaking a bundle, applied to a valid bundle.
+type Breaker = Box<dyn Fn(&mut Bundle)>;
+
+fn broken_bundles() -> Vec<(&'static str, Breaker)> {
+    vec![
+        (
+            "malformed config.json",
+            Box::new(|b: &mut Bundle| {
+                b.write();
+                std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.0.2\", ").unwrap();
+            }),
+        ),
+        (
+            "process.args of the wrong type",
+            Box::new(|b: &mut Bundle| {
+                b.config["process"]["args"] = json!("sh -c true");
+                b.write();
+            }),
+        ),
+        (
+            "uid of the wrong type",
+            Box::new(|b: &mut Bundle| {
+                b.config["process"]["user"]["uid"] = json!("root");
+                b.write();
+            }),
+        ),
+        (
+            "missing rootfs",
+            Box::new(|b: &mut Bundle| {
+                b.config["root"]["path"] = json!(b.dir.join("no-such-rootfs"));
+                b.write();
+            }),
+        ),
+        (
+            "missing process.args",
+            Box::new(|b: &mut Bundle| {
+                b.config["process"].as_object_mut().unwrap().remove("args");
+                b.write();
+            }),
+        ),
+        (
+            "empty process.args",
+            Box::new(|b: &mut Bundle| {
+                b.config["process"]["args"] = json!([]);
+                b.write();
+            }),
+        ),
+        (
+            "missing config.json",
+            Box::new(|b: &mut Bundle| {
+                let _ = std::fs::remove_file(b.dir.join("config.json"));
+            }),
+        ),
+    ]
+}
+
+/// Runs create on the already written bundle.
+fn create_written(b: &Bundle) -> Output {
+    ozz_quiet(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+}
+
+#[test]
+fn bad_bundles_fail_with_one_line_and_leave_nothing() {
+    for (what, breaker) in broken_bundles() {
+        let mut b = bundle("bad", &["true"]);
+        breaker(&mut b);
+        let out = create_written(&b);
+        assert_one_line_error(&out, what);
+        assert_nothing_left(&b.id);
+        // run fails the same way
+        let out = ozz(&["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        assert_one_line_error(&out, what);
+        assert_nothing_left(&b.id);
+    }
+}
+
+#[test]
+fn missing_program_fails_create_like_runc() {
+    for program in ["no-such-program", "/no/such/program"] {
+        let b = bundle("noprog", &[program]);
+        let out = b.create(&[]);
+        let err = assert_one_line_error(&out, program);
+        assert!(err.contains(program), "{err}");
+        assert_nothing_left(&b.id);
+    }
+}
+
+#[test]
+fn unknown_signals_are_refused() {
+    let b = bundle("badsig", &["sleep", "100"]);
+    b.create_ok();
+    for sig in ["SIGNOPE", "NOPE", "0x9", "999", "65", ""] {
+        let out = ozz(&["kill", &b.id, sig]);
+        assert_one_line_error(&out, sig);
+    }
+    // Nothing happened to the container.
+    assert_eq!(b.status(), "created");
+}
+
+#[test]
+fn real_time_signals_by_number_are_delivered() {
+    // podman sends systemd containers SIGRTMIN+3 as a number; runc accepts it.
+    let sig = (SIGRTMIN + 3).to_string();
+    let script = format!("trap 'exit 0' {sig}; while :; do sleep 0.05; done");
+    let b = bundle("rtsig", &["sh", "-c", &script]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(b.status(), "running");
+    let out = ozz(&["kill", &b.id, &sig]);
+    assert!(out.status.success(), "kill {sig}: {}", stderr(&out));
+    // The shell's trap ends it: the signal arrived.
+    b.wait_status("stopped");
+}
+
+/// glibc's SIGRTMIN (NPTL keeps 32 and 33 for itself).
+const SIGRTMIN: i32 = 34;
+
+fn runc(root: &Path, args: &[&str]) -> Output {
+    Command::new(RUNC)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runc")
+}
+
+#[test]
+fn exit_codes_match_runc() {
+    if !Path::new(RUNC).exists() {
+        println!("SKIP: {RUNC} is not installed");
+        return;
+    }
+    let root = scratch_dir("runc-root");
+    // Control: both accept the valid bundle, so the failures below are about
+    // what was broken.
+    let b = bundle("runc-ok", &["true"]);
+    b.write();
+    let out = runc(&root, &["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+    assert_eq!(out.status.code(), Some(0), "runc: {}", stderr(&out));
+    assert_eq!(b.run().status.code(), Some(0));
+
+    for (what, breaker) in broken_bundles() {
+        let mut b = bundle("runc-bad", &["true"]);
+        breaker(&mut b);
+        let theirs = runc(&root, &["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        let ours = ozz(&["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{what}: ozz {} / runc {}",
+            stderr(&ours),
+            stderr(&theirs)
+        );
+        let _ = runc(&root, &["delete", "--force", &b.id]);
+    }
+    for verb in ["state", "kill", "delete", "start", "pause", "ps"] {
+        let theirs = runc(&root, &[verb, "no-such-ctr"]);
+        let ours = ozz(&[verb, "no-such-ctr"]);
+        assert_eq!(ours.status.code(), theirs.status.code(), "{verb}");
+    }
+    // An unknown signal: both refuse.
+    let b = bundle("runc-sig", &["sleep", "100"]);
+    b.write();
+    let out = Command::new(RUNC)
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let theirs = runc(&root, &["kill", &b.id, "SIGNOPE"]);
+    let _ = runc(&root, &["delete", "--force", &b.id]);
+    b.create_ok();
+    let ours = ozz(&["kill", &b.id, "SIGNOPE"]);
+    assert_eq!(ours.status.code(), theirs.status.code());
+    let _ = std::fs::remove_dir_all(&root);
+}
