@@ -244,3 +244,69 @@ fn unknown_action_is_refused() {
     });
     assert_refused_cleanly(&b, "SCMP_ACT_BOGUS");
 }
+
+#[test]
+fn trap_log_and_trace_actions() {
+    // TRAP: SIGSYS is delivered; busybox has no handler, so it dies of it.
+    let mut b = sh_bundle("sc-trap", "");
+    b.config["process"]["args"] = json!(["mkdir", "/tmp/d"]);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRAP"}]});
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(128 + 31), "{out}{err}");
+
+    // LOG: the call is allowed (and logged by the kernel).
+    let mut b = sh_bundle("sc-log", MKDIR);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}]});
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, "made-dir\ntouched\n", "{err}");
+
+    // TRACE without a tracer: the kernel fails the call with ENOSYS.
+    let mut b = sh_bundle("sc-trace", MKDIR);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE", "errnoRet": 1}]});
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, "touched\n", "{err}");
+    assert!(err.contains("Function not implemented"), "{err}");
+}
+
+#[test]
+fn every_argument_operator_compares_as_documented() {
+    // linux32 calls personality(PER_LINUX32 = 8); the rule refuses it when
+    // `8 <op> value` holds.
+    let cases = [
+        ("SCMP_CMP_EQ", 8, 0, true),
+        ("SCMP_CMP_EQ", 9, 0, false),
+        ("SCMP_CMP_NE", 8, 0, false),
+        ("SCMP_CMP_NE", 9, 0, true),
+        ("SCMP_CMP_LT", 9, 0, true),
+        ("SCMP_CMP_LT", 8, 0, false),
+        ("SCMP_CMP_LE", 8, 0, true),
+        ("SCMP_CMP_LE", 7, 0, false),
+        ("SCMP_CMP_GT", 7, 0, true),
+        ("SCMP_CMP_GT", 8, 0, false),
+        ("SCMP_CMP_GE", 8, 0, true),
+        ("SCMP_CMP_GE", 9, 0, false),
+        // (8 & mask) == valueTwo
+        ("SCMP_CMP_MASKED_EQ", 0xc, 8, true),
+        ("SCMP_CMP_MASKED_EQ", 0x4, 4, false),
+    ];
+    for (op, value, value_two, denied) in cases {
+        let mut b = sh_bundle("sc-op", "linux32 uname -m");
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                "args": [{"index": 0, "value": value, "valueTwo": value_two, "op": op}]}]});
+        let (code, out, err) = run(&b);
+        let what = format!("8 {op} {value}/{value_two}");
+        if denied {
+            assert_ne!(code, Some(0), "{what}: {out}{err}");
+            assert!(err.contains("Operation not permitted"), "{what}: {err}");
+        } else {
+            assert_eq!(code, Some(0), "{what}: {out}{err}");
+            assert_eq!(out, "i686\n", "{what}: {err}");
+        }
+    }
+}
