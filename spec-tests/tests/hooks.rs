@@ -336,3 +336,44 @@ fn failing_prestart_hook_stops_the_later_hooks() {
     assert!(!marker.exists(), "createRuntime ran after prestart failed");
     assert!(!state_root().join(&b.id).exists());
 }
+
+#[test]
+fn missing_hook_binary_fails_create_and_leaves_nothing() {
+    let mut b = bundle("hooks-nobin", &["true"]);
+    let saved = b.dir.join("saved-state.json");
+    b.config["hooks"] = json!({
+        "prestart": [save_state_hook(&saved)],
+        "createRuntime": [{"path": "/no/such/hook"}],
+    });
+    let out = b.create(&[]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/no/such/hook"), "{err}");
+    assert_nothing_left(&b, &saved);
+}
+
+/// The spec: if a startContainer hook fails, the runtime MUST generate an
+/// error and stop the container; the user's program never runs.
+#[test]
+fn failing_start_container_hook_fails_start() {
+    let (mut b, logdir) = recording_bundle(
+        "hooks-startfail",
+        &["sh", "-c", "echo ran > /hooklog/program"],
+    );
+    b.config["hooks"]["startContainer"] =
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "exit 5"]}]);
+    b.create_ok();
+    let out = b.cmd("start", &[]);
+    assert!(
+        !out.status.success(),
+        "start succeeded although its startContainer hook failed"
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    b.wait_status("stopped");
+    assert!(!logdir.join("program").exists(), "the program ran");
+    assert!(
+        !order(&logdir).contains(&line("poststart")),
+        "poststart ran"
+    );
+}
