@@ -377,3 +377,28 @@ fn failing_start_container_hook_fails_start() {
         "poststart ran"
     );
 }
+
+#[test]
+fn relative_hook_path_is_refused_before_anything_runs() {
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let mut b = bundle("hooks-relative", &["true"]);
+        let marker = b.dir.join("ran");
+        b.config["hooks"] = json!({
+            kind: [{"path": "sh", "args": ["sh", "-c", format!("touch {}", marker.display())]}]
+        });
+        let out = b.create(&[]);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("absolute"), "{kind}: {err}");
+        assert!(!marker.exists(), "{kind}: the relative hook ran");
+        assert!(!state_root().join(&b.id).exists());
+    }
+}
