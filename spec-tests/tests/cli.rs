@@ -437,3 +437,51 @@ fn exit_codes_match_runc() {
     assert_eq!(ours.status.code(), theirs.status.code());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn log_records_errors_from_inside_create_as_json_and_text() {
+    let b = bundle("log-create", &["no-such-program-for-log"]);
+    b.write();
+    let dir = scratch_dir("log-create");
+    let json_log = dir.join("json.log");
+    let out = ozz_quiet(&[
+        "--log",
+        json_log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    let err = assert_one_line_error(&out, "create of a missing program");
+    let text = std::fs::read_to_string(&json_log).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{text}");
+    assert_eq!(last["msg"], err.as_str(), "{text}");
+    assert!(is_rfc3339(last["time"].as_str().unwrap()), "{text}");
+    assert_nothing_left(&b.id);
+
+    // The text format is runc's logfmt: time="…" level=error msg="…"
+    let text_log = dir.join("text.log");
+    let out = ozz_quiet(&[
+        "--log",
+        text_log.to_str().unwrap(),
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    assert_one_line_error(&out, "create of a missing program");
+    let text = std::fs::read_to_string(&text_log).unwrap();
+    let line = text.lines().last().unwrap();
+    let time = line
+        .strip_prefix("time=\"")
+        .and_then(|r| r.split_once('"'))
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(is_rfc3339(time), "{line}");
+    assert!(line.contains(" level=error msg="), "{line}");
+    assert!(line.contains("no-such-program-for-log"), "{line}");
+    assert_nothing_left(&b.id);
+}
