@@ -370,3 +370,49 @@ fn cgroup_is_removed_after_a_failed_create() {
     assert_no_cgroup(&b);
     assert!(!state_root().join(&b.id).exists());
 }
+
+#[test]
+fn exec_joins_the_containers_cgroup_and_limits() {
+    let mut b = bundle("cg-exec", &["sleep", "100"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 3});
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    // init + exec'd sh = 2 of 3: one background sleep fits, a second does not.
+    let out = ozz(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "echo $$; sleep 2 & sleep 2 & wait",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("can't fork"),
+        "pids limit not applied to exec: {err}"
+    );
+    let text = stdout(&out);
+    let exec_pid_in_ns = text.lines().next().unwrap_or_default().to_string();
+    assert!(!exec_pid_in_ns.is_empty(), "{text}{err}");
+    // While a long exec runs, its host pid is in the container's cgroup.
+    let mut child = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", &b.id, "sleep", "3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let procs = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
+    let mut count = 0;
+    for _ in 0..200 {
+        count = read(&procs).lines().count();
+        if count == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(count, 2, "the exec'd process never joined the cgroup");
+}

@@ -310,3 +310,29 @@ fn every_argument_operator_compares_as_documented() {
         }
     }
 }
+
+#[test]
+fn exec_runs_under_the_containers_filter() {
+    let mut b = sh_bundle("sc-exec", "");
+    b.config["process"]["args"] = json!(["sleep", "100"]);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    let out = ozz(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/d && echo made-dir; touch /tmp/f && echo touched",
+    ]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        status_field(&text, "Seccomp").as_deref(),
+        Some("2"),
+        "{text}{err}"
+    );
+    assert!(!text.contains("made-dir"), "{text}");
+    assert!(text.contains("touched"), "{text}{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
