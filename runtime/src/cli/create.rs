@@ -1,6 +1,7 @@
 //! `ozz create`: build the container and leave its init waiting on exec.fifo.
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -126,6 +127,11 @@ fn build(
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .context("create exec fifo")?;
+    // why: mkfifo's mode is filtered by the umask (0622 became 0600), and an
+    // init running as a non-root user must still open the fifo for writing;
+    // runc clears the umask for the same reason.
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+        .context("chmod exec fifo")?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
