@@ -416,3 +416,25 @@ fn exec_joins_the_containers_cgroup_and_limits() {
     let _ = child.wait();
     assert_eq!(count, 2, "the exec'd process never joined the cgroup");
 }
+
+#[test]
+fn memory_reservation_and_swappiness_are_written() {
+    let mut b = bundle("cg-mem-extra", &["true"]);
+    b.config["linux"]["resources"]["memory"] =
+        json!({"limit": 64u64 << 20, "reservation": 8u64 << 20, "swappiness": 10});
+    b.create_ok();
+    if is_cgroup_v2() {
+        assert_eq!(
+            read(&b.cgroup_dir("").join("memory.low")),
+            (8u64 << 20).to_string()
+        );
+        println!("SKIP swappiness: cgroup v2 has no memory.swappiness");
+    } else {
+        let dir = b.cgroup_dir("memory");
+        assert_eq!(
+            read(&dir.join("memory.soft_limit_in_bytes")),
+            (8u64 << 20).to_string()
+        );
+        assert_eq!(read(&dir.join("memory.swappiness")), "10");
+    }
+}

@@ -485,3 +485,25 @@ fn log_records_errors_from_inside_create_as_json_and_text() {
     assert!(line.contains("no-such-program-for-log"), "{line}");
     assert_nothing_left(&b.id);
 }
+
+#[test]
+fn a_non_root_process_can_be_started() {
+    // The init opens exec.fifo after becoming the configured user: the fifo
+    // must be writable by it (0622 whatever the caller's umask, as runc).
+    for nnp in [true, false] {
+        let mut b = bundle("nonroot", &["id", "-u"]);
+        b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.create_ok();
+        use std::os::unix::fs::PermissionsExt;
+        let fifo = state_root().join(&b.id).join("exec.fifo");
+        let mode = std::fs::metadata(&fifo).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o622, "exec.fifo mode {mode:o}");
+        let out = b.cmd("start", &[]);
+        assert!(out.status.success(), "start (nnp {nnp}): {}", stderr(&out));
+        b.wait_status("stopped");
+        let out = b.cmd("delete", &[]);
+        assert!(out.status.success());
+        assert_eq!(b.run_ok(), "1000\n");
+    }
+}

@@ -336,3 +336,60 @@ fn exec_runs_under_the_containers_filter() {
     assert!(text.contains("touched"), "{text}{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
 }
+
+#[test]
+fn filter_loads_for_an_unprivileged_user_without_no_new_privs() {
+    // Without no_new_privs the filter must be loaded while the init still
+    // has CAP_SYS_ADMIN, before it becomes uid 1000 with no capabilities.
+    let mut b = sh_bundle(
+        "sc-nonnp",
+        "grep -E '^(Seccomp|NoNewPrivs|Uid|CapEff):' /proc/self/status; \
+         mkdir /tmp/d && echo made-dir; touch /tmp/f && echo touched",
+    );
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(status_field(&out, "Seccomp").as_deref(), Some("2"), "{out}");
+    assert_eq!(
+        status_field(&out, "NoNewPrivs").as_deref(),
+        Some("0"),
+        "{out}"
+    );
+    assert!(
+        status_field(&out, "Uid").unwrap().starts_with("1000"),
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "CapEff").as_deref(),
+        Some("0000000000000000"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("made-dir") && out.contains("touched"),
+        "{out}{err}"
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn filter_flags_are_accepted_or_refused_clearly() {
+    for flag in [
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_TSYNC",
+    ] {
+        let mut b = sh_bundle("sc-flag", MKDIR);
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
+        let (code, out, err) = run(&b);
+        assert_eq!(code, Some(0), "{flag}: {out}{err}");
+        assert_eq!(out, "touched\n", "{flag}: {err}");
+    }
+    let mut b = bundle("sc-flag-bad", &["true"]);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_NO_SUCH_FLAG"]});
+    assert_refused_cleanly(&b, "SECCOMP_FILTER_FLAG_NO_SUCH_FLAG");
+}
