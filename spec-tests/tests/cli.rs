@@ -507,3 +507,109 @@ fn a_non_root_process_can_be_started() {
         assert_eq!(b.run_ok(), "1000\n");
     }
 }
+
+fn runc_quiet(root: &Path, args: &[&str]) -> bool {
+    Command::new(RUNC)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Brings a container (ozz's with `ours`, else runc's) to `state`.
+fn drive(b: &Bundle, root: Option<&Path>, state: &str) {
+    let id = b.id.as_str();
+    let dir = b.dir.to_str().unwrap();
+    let ok = |args: &[&str]| match root {
+        Some(root) => runc_quiet(root, args),
+        None => ozz_quiet(args).status.success(),
+    };
+    assert!(ok(&["create", "--bundle", dir, id]), "create {id}");
+    if state == "created" {
+        return;
+    }
+    assert!(ok(&["start", id]), "start {id}");
+    if state == "paused" {
+        assert!(ok(&["pause", id]), "pause {id}");
+    }
+    if state == "stopped" {
+        assert!(ok(&["kill", id, "KILL"]), "kill {id}");
+        for _ in 0..300 {
+            let out = match root {
+                Some(root) => runc(root, &["state", id]),
+                None => ozz(&["state", id]),
+            };
+            let st: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            if st["status"] == "stopped" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{id} never stopped");
+    }
+}
+
+#[test]
+fn refusals_by_state_match_runc() {
+    if !Path::new(RUNC).exists() {
+        println!("SKIP: {RUNC} is not installed");
+        return;
+    }
+    let root = scratch_dir("runc-states");
+    let verbs: [&[&str]; 6] = [
+        &["start"],
+        &["pause"],
+        &["resume"],
+        &["delete"],
+        &["exec", "true"],
+        &["ps"],
+    ];
+    for state in ["created", "running", "paused", "stopped"] {
+        for verb in verbs {
+            let ours = bundle("st-ozz", &["sleep", "100"]);
+            let theirs = bundle("st-runc", &["sleep", "100"]);
+            ours.write();
+            theirs.write();
+            drive(&ours, None, state);
+            drive(&theirs, Some(&root), state);
+            let call = |id: &str| {
+                let mut args = vec![verb[0], id];
+                args.extend_from_slice(&verb[1..]);
+                if verb[0] == "exec" {
+                    args = vec!["exec", id, "true"];
+                }
+                args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            };
+            let ours_args = call(&ours.id);
+            let theirs_args = call(&theirs.id);
+            let ours_out = ozz_quiet(&ours_args.iter().map(String::as_str).collect::<Vec<_>>());
+            let theirs_ok = runc_quiet(
+                &root,
+                &theirs_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
+            let _ = runc_quiet(&root, &["delete", "--force", &theirs.id]);
+            assert_eq!(
+                ours_out.status.success(),
+                theirs_ok,
+                "{verb:?} on a {state} container: ozz {:?} {}",
+                ours_out.status.code(),
+                stderr(&ours_out)
+            );
+            if !theirs_ok {
+                assert_eq!(ours_out.status.code(), Some(1), "{verb:?} on {state}");
+                assert_eq!(
+                    stderr(&ours_out).trim().lines().count(),
+                    1,
+                    "{verb:?} on {state}: {}",
+                    stderr(&ours_out)
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
