@@ -593,6 +593,9 @@ fn refusals_by_state_match_runc() {
                 &theirs_args.iter().map(String::as_str).collect::<Vec<_>>(),
             );
             let _ = runc_quiet(&root, &["delete", "--force", &theirs.id]);
+            // A frozen container would survive the harness's delete --force
+            // (see paused_created_container_is_paused_and_deletable).
+            thaw(&ours);
             assert_eq!(
                 ours_out.status.success(),
                 theirs_ok,
@@ -612,4 +615,44 @@ fn refusals_by_state_match_runc() {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Thaws the container's freezer directly through the cgroup files.
+fn thaw(b: &Bundle) {
+    let (file, value) = if is_cgroup_v2() {
+        (b.cgroup_dir("").join("cgroup.freeze"), "0")
+    } else {
+        (b.cgroup_dir("freezer").join("freezer.state"), "THAWED")
+    };
+    if file.exists() {
+        let _ = std::fs::write(file, value);
+    }
+}
+
+/// runc: a created container that was paused reports "paused", and
+/// delete --force thaws it before killing it.
+#[test]
+fn paused_created_container_is_paused_and_deletable() {
+    let b = bundle("pause-created", &["sleep", "100"]);
+    b.create_ok();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let out = b.cmd("pause", &[]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let status = b.status();
+    let started = std::time::Instant::now();
+    let deleted = b.cmd("delete", &["--force"]);
+    let took = started.elapsed();
+    if !deleted.status.success() {
+        // Never leave a frozen, unkillable init behind.
+        thaw(&b);
+        let _ = b.cmd("delete", &["--force"]);
+    }
+    assert_eq!(status, "paused", "a frozen created container");
+    assert!(
+        deleted.status.success(),
+        "delete --force of a paused created container ({took:?}): {}",
+        stderr(&deleted)
+    );
+    assert!(process_gone(pid));
+    assert_nothing_left(&b.id);
 }
