@@ -40,12 +40,13 @@ fn send(pid: i32, signal: i32) -> nix::Result<()> {
     nix::errno::Errno::result(rc).map(drop)
 }
 
-/// Like [`parse_signal`], plus real-time signals by number (SIGRTMIN..=
+/// Like [`parse_signal`], plus 0 and real-time signals by number (SIGRTMIN..=
 /// SIGRTMAX): podman sends systemd containers SIGRTMIN+3 as "37", and runc
 /// accepts any number in range.
 pub fn parse_signal_number(text: &str) -> Result<i32> {
     if let Ok(num) = text.parse::<i32>() {
-        if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&num) {
+        // 0 only probes that the process exists (runc accepts it too).
+        if num == 0 || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&num) {
             return Ok(num);
         }
     }
@@ -88,6 +89,7 @@ mod tests {
         assert_eq!(parse_signal_number("37").unwrap(), 37);
         assert_eq!(parse_signal_number("KILL").unwrap(), 9);
         assert!(parse_signal_number("65").is_err());
-        assert!(parse_signal_number("0").is_err());
+        assert_eq!(parse_signal_number("0").unwrap(), 0);
+        assert!(parse_signal_number("-1").is_err());
     }
 }
