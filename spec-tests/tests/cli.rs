@@ -561,7 +561,11 @@ fn refusals_by_state_match_runc() {
         return;
     }
     let root = scratch_dir("runc-states");
-    let verbs: [&[&str]; 6] = [
+    let verbs: [&[&str]; 10] = [
+        &["state"],
+        &["kill", "KILL"],
+        &["kill", "0"],
+        &["kill", "37"],
         &["start"],
         &["pause"],
         &["resume"],
