@@ -660,3 +660,36 @@ fn paused_created_container_is_paused_and_deletable() {
     assert!(process_gone(pid));
     assert_nothing_left(&b.id);
 }
+
+#[test]
+fn exec_failures_are_reported_in_one_line() {
+    let b = bundle("exec-fail", &["sleep", "100"]);
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    for (args, want) in [
+        (vec!["no-such-program"], "no-such-program"),
+        (vec!["/no/such/program"], "/no/such/program"),
+        (vec!["--cwd", "/no/such/dir", "true"], "/no/such/dir"),
+        (vec!["--cap", "CAP_NOPE", "true"], "CAP_NOPE"),
+    ] {
+        // flags first, then the id, then the command
+        let (flags, cmd) = args.split_at(args.len() - 1);
+        let mut argv = vec!["exec"];
+        argv.extend_from_slice(flags);
+        argv.push(&b.id);
+        argv.extend_from_slice(cmd);
+        let out = ozz(&argv);
+        let err = assert_one_line_error(&out, &format!("{args:?}"));
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // -d: the failure is reported before exec returns, too.
+    let out = ozz(&["exec", "-d", &b.id, "/no/such/program"]);
+    let err = assert_one_line_error(&out, "exec -d of a missing program");
+    assert!(err.contains("/no/such/program"), "{err}");
+    // A detached exec of a real program returns at once.
+    let started = std::time::Instant::now();
+    let out = ozz_quiet(&["exec", "-d", &b.id, "sleep", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(b.status(), "running");
+}
