@@ -693,3 +693,47 @@ fn exec_failures_are_reported_in_one_line() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(b.status(), "running");
 }
+
+#[test]
+fn every_claimed_mount_option_and_seccomp_flag_is_accepted() {
+    let f = features();
+    let mut refused = Vec::new();
+    for opt in strings(&f["mountOptions"]) {
+        let mut b = bundle("feat-mnt", &["true"]);
+        let host = b.dir.join("src");
+        std::fs::create_dir_all(&host).unwrap();
+        // Propagation and bind options go on a bind mount, the rest on a tmpfs.
+        let bindish = opt.contains("bind")
+            || opt.contains("shared")
+            || opt.contains("slave")
+            || opt.contains("private")
+            || opt.contains("symfollow")
+            || opt.starts_with('r') && !["rw", "ro", "relatime"].contains(&opt.as_str());
+        let mount = if bindish {
+            let mut opts = vec![opt.clone()];
+            if !opt.contains("bind") {
+                opts.push("rbind".into());
+            }
+            json!({"destination": "/tmp", "type": "bind", "source": host, "options": opts})
+        } else {
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": [opt]})
+        };
+        b.config["mounts"].as_array_mut().unwrap().push(mount);
+        let out = b.run();
+        if !out.status.success() {
+            refused.push(format!("{opt}: {}", stderr(&out).trim()));
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "claimed but refused:\n{}",
+        refused.join("\n")
+    );
+
+    for flag in strings(&f["linux"]["seccomp"]["supportedFlags"]) {
+        let mut b = bundle("feat-flag", &["true"]);
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag]});
+        let out = b.run();
+        assert!(out.status.success(), "{flag} claimed but: {}", stderr(&out));
+    }
+}
