@@ -737,3 +737,18 @@ fn every_claimed_mount_option_and_seccomp_flag_is_accepted() {
         assert!(out.status.success(), "{flag} claimed but: {}", stderr(&out));
     }
 }
+
+/// docs/cli.md: every error is one line on stderr and exit code 1 — usage
+/// errors included (callers parse the last stderr line as the reason).
+#[test]
+fn usage_errors_are_one_line_and_exit_1() {
+    for args in [
+        &["list", "--format", "yaml"][..],
+        &["frobnicate"][..],
+        &["kill"][..],
+        &["create", "--no-such-flag", "x"][..],
+    ] {
+        let out = ozz(args);
+        assert_one_line_error(&out, &format!("{args:?}"));
+    }
+}
