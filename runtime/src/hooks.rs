@@ -34,10 +34,15 @@ fn run_one(hook: &Hook, state_json: &str) -> Result<()> {
             command.arg0(argv0).args(rest);
         }
     }
-    command.env_clear();
-    for entry in hook.env().iter().flatten() {
-        if let Some((key, value)) = entry.split_once('=') {
-            command.env(key, value);
+    // why: runc (Go's exec.Cmd with a nil Env) lets a hook without "env"
+    // inherit the runtime's environment, and hooks written for it rely on
+    // PATH; an explicit list, even empty, is the hook's whole environment.
+    if let Some(env) = hook.env() {
+        command.env_clear();
+        for entry in env {
+            if let Some((key, value)) = entry.split_once('=') {
+                command.env(key, value);
+            }
         }
     }
     let mut child = command
