@@ -402,3 +402,32 @@ fn relative_hook_path_is_refused_before_anything_runs() {
         assert!(!state_root().join(&b.id).exists());
     }
 }
+
+/// As runc: a hook without "env" inherits the runtime's environment; an
+/// explicit list (even empty) is the hook's whole environment.
+#[test]
+fn hook_env_absent_inherits_the_runtimes_and_present_replaces_it() {
+    let mut b = bundle("hooks-env", &["true"]);
+    let inherited = b.dir.join("inherited");
+    let replaced = b.dir.join("replaced");
+    b.config["hooks"] = json!({"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("echo \"[$OZZ_HOOK_MARK]\" > {}", inherited.display())]},
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("echo \"[$OZZ_HOOK_MARK]\" > {}", replaced.display())],
+         "env": []},
+    ]});
+    b.write();
+    let out = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .env("OZZ_HOOK_MARK", "from-runtime")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&inherited).unwrap(),
+        "[from-runtime]\n"
+    );
+    assert_eq!(std::fs::read_to_string(&replaced).unwrap(), "[]\n");
+}
