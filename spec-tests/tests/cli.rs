@@ -752,3 +752,15 @@ fn usage_errors_are_one_line_and_exit_1() {
         assert_one_line_error(&out, &format!("{args:?}"));
     }
 }
+
+/// Kubernetes allows 256 KiB of annotations; they are part of the state
+/// JSON the runtime passes around, so such a container must run.
+#[test]
+fn large_annotations_are_accepted() {
+    let mut b = bundle("big-annot", &["true"]);
+    b.config["annotations"] = json!({
+        "kubectl.kubernetes.io/last-applied-configuration": "x".repeat(250_000)
+    });
+    let out = b.run();
+    assert!(out.status.success(), "run: {}", stderr(&out));
+}

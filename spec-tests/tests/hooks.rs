@@ -431,3 +431,61 @@ fn hook_env_absent_inherits_the_runtimes_and_present_replaces_it() {
     );
     assert_eq!(std::fs::read_to_string(&replaced).unwrap(), "[]\n");
 }
+
+/// A hook that writes more than a pipe holds, or never reads a large state
+/// from stdin, must not deadlock the runtime (runc drains both).
+#[test]
+fn chatty_hooks_do_not_deadlock() {
+    let mut b = bundle("hooks-chatty", &["true"]);
+    let marker = b.dir.join("after");
+    // A state JSON beyond a pipe's 64 KiB, via a large annotation (larger
+    // ones: see cli.rs large_annotations_are_accepted).
+    b.config["annotations"] = json!({"big": "x".repeat(100_000)});
+    b.config["hooks"] = json!({
+        "prestart": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"]},
+            {"path": "/bin/true"},
+        ],
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("wc -c > {}", marker.display())]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero; exit 1"]}],
+    });
+    b.write();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = status.expect("ozz run hung on a chatty hook");
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "run: {err}");
+    let seen: usize = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(seen > 100_000, "the hook got {seen} bytes of state");
+    // The failing poststop's warning stays one bounded line.
+    let warning = err
+        .lines()
+        .find(|l| l.contains("poststop"))
+        .unwrap_or_default();
+    assert!(warning.len() < 10_000, "warning of {} bytes", warning.len());
+}
