@@ -438,3 +438,43 @@ fn memory_reservation_and_swappiness_are_written() {
         assert_eq!(read(&dir.join("memory.swappiness")), "10");
     }
 }
+
+fn assert_create_refused(b: &Bundle, want: &str) {
+    let out = b.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(want), "{err}");
+    assert_no_cgroup(b);
+    assert!(!state_root().join(&b.id).exists());
+}
+
+#[test]
+fn resources_the_kernel_refuses_fail_create_in_one_line() {
+    if is_cgroup_v2() {
+        // v2: swap is separate from memory, so use an impossible cpuset.
+        let mut b = bundle("cg-refused", &["true"]);
+        b.config["linux"]["resources"]["cpu"] = json!({"cpus": "4095"});
+        assert_create_refused(&b, "cpuset");
+        return;
+    }
+    // memory+swap below memory: the kernel says EINVAL, as with runc.
+    let mut b = bundle("cg-refused", &["true"]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 100_000_000, "swap": 50_000_000});
+    assert_create_refused(&b, "memsw");
+    let mut b = bundle("cg-refused-rt", &["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 1000});
+    assert_create_refused(&b, "rt_runtime_us");
+}
+
+#[test]
+fn unified_resources_are_written_on_v2_and_refused_on_v1() {
+    let mut b = bundle("cg-unified", &["true"]);
+    b.config["linux"]["resources"]["unified"] = json!({"pids.max": "7"});
+    if is_cgroup_v2() {
+        b.create_ok();
+        assert_eq!(read(&b.cgroup_dir("").join("pids.max")), "7");
+    } else {
+        assert_create_refused(&b, "cannot use unified on cgroup v1");
+    }
+}
