@@ -489,3 +489,43 @@ fn chatty_hooks_do_not_deadlock() {
         .unwrap_or_default();
     assert!(warning.len() < 10_000, "warning of {} bytes", warning.len());
 }
+
+/// createContainer runs after the runtime environment is set up (the
+/// bundle's mounts are in place under the rootfs) and before pivot_root;
+/// prestart/createRuntime see none of it, being in the host's namespace.
+#[test]
+fn create_container_hooks_see_the_container_mounts() {
+    let mut b = bundle("hooks-mounts", &["true"]);
+    let out = b.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let rootfs = shared_rootfs().canonicalize().unwrap();
+    let probe = |name: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("grep -c ' {}/tmp ' /proc/self/mountinfo > {}/{name}; true",
+                    rootfs.display(), out.display())]})
+    };
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]
+    }));
+    b.config["hooks"] = json!({
+        "createRuntime": [probe("createRuntime")],
+        "createContainer": [probe("createContainer")],
+    });
+    b.run_ok();
+    let count = |name: &str| {
+        std::fs::read_to_string(out.join(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        count("createContainer"),
+        "1",
+        "the /tmp tmpfs is not mounted yet"
+    );
+    assert_eq!(
+        count("createRuntime"),
+        "0",
+        "the host sees the container's mount"
+    );
+}
