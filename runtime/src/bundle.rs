@@ -138,6 +138,14 @@ pub fn validate(spec: &Spec) -> Result<()> {
                         hook.path().display()
                     );
                 }
+                // The spec: if set, timeout MUST be greater than zero.
+                if hook.timeout().is_some_and(|t| t <= 0) {
+                    bail!(
+                        "config.json: {kind} hook {} has timeout {}, which must be greater than zero",
+                        hook.path().display(),
+                        hook.timeout().unwrap_or(0)
+                    );
+                }
             }
         }
     }

@@ -379,7 +379,7 @@ fn failing_start_container_hook_fails_start() {
 }
 
 #[test]
-fn relative_hook_path_is_refused_before_anything_runs() {
+fn relative_hook_paths_and_bad_timeouts_are_refused_before_anything_runs() {
     for kind in [
         "prestart",
         "createRuntime",
@@ -399,6 +399,20 @@ fn relative_hook_path_is_refused_before_anything_runs() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("absolute"), "{kind}: {err}");
         assert!(!marker.exists(), "{kind}: the relative hook ran");
+        assert!(!state_root().join(&b.id).exists());
+    }
+    // The same MUST for timeouts: if set, greater than zero.
+    for timeout in [0, -1] {
+        let mut b = bundle("hooks-timeout0", &["true"]);
+        b.config["hooks"] = json!({"prestart": [{"path": "/bin/true", "timeout": timeout}]});
+        let out = b.create(&[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "timeout {timeout}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("timeout"), "{}", stderr(&out));
         assert!(!state_root().join(&b.id).exists());
     }
 }
