@@ -393,3 +393,70 @@ fn filter_flags_are_accepted_or_refused_clearly() {
         "flags": ["SECCOMP_FILTER_FLAG_NO_SUCH_FLAG"]});
     assert_refused_cleanly(&b, "SECCOMP_FILTER_FLAG_NO_SUCH_FLAG");
 }
+
+/// Builds a static x86_64 program that calls mkdir through the i386 ABI
+/// (`int 0x80`); None when there is no C compiler or not on x86_64.
+fn i386_mkdir_probe(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    let src = dir.join("probe.c");
+    let bin = dir.join("i386probe");
+    std::fs::write(
+        &src,
+        r#"int main(void) {
+    static const char path[] = "/tmp/i386dir";
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(39), "b"(path), "c"(0755) : "memory");
+    return ret < 0 ? 2 : 0;
+}
+"#,
+    )
+    .ok()?;
+    let ok = std::process::Command::new("cc")
+        .args(["-static", "-no-pie", "-O0", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(bin)
+}
+
+/// Syscalls through another ABI must not bypass the rules written for the
+/// native one: ozz fails closed and kills them (documented in seccomp.rs).
+#[test]
+fn foreign_abi_syscalls_do_not_bypass_the_filter() {
+    // A bundle only for its scratch directory (removed with it).
+    let probe_dir = bundle("sc-i386-probe", &["true"]);
+    let Some(probe) = i386_mkdir_probe(&probe_dir.dir) else {
+        println!("SKIP: no C compiler (cc) or not x86_64 to build the int 0x80 probe");
+        return;
+    };
+    let with_probe = |tag: &str| {
+        let mut b = sh_bundle(tag, "");
+        b.config["process"]["args"] = json!(["/i386probe"]);
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/i386probe", "type": "bind",
+            "source": probe.to_str().unwrap(), "options": ["bind", "ro"]
+        }));
+        b
+    };
+    // Control: without a filter the i386 mkdir works (needs IA32 emulation).
+    let control = with_probe("sc-i386-ctl");
+    let (code, out, err) = run(&control);
+    if code != Some(0) {
+        println!("SKIP: the kernel runs no i386 syscalls here ({code:?}: {out}{err})");
+        return;
+    }
+    let mut b = with_probe("sc-i386");
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
+    let (code, out, err) = run(&b);
+    assert_ne!(code, Some(0), "i386 mkdir bypassed the filter: {out}{err}");
+    assert!(
+        code == Some(2) || code == Some(128 + 31),
+        "{code:?}: {out}{err}"
+    );
+}
