@@ -118,6 +118,37 @@ pub fn validate(spec: &Spec) -> Result<()> {
             validate_sysctl(key, &has)?;
         }
     }
+    // why: the spec says a hook's path MUST be absolute; a relative one
+    // would be looked up in the runtime's PATH and run some other program.
+    if let Some(hooks) = spec.hooks() {
+        #[allow(deprecated)] // prestart is deprecated but still run
+        let kinds = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (kind, list) in kinds {
+            for hook in list.iter().flatten() {
+                if !hook.path().is_absolute() {
+                    bail!(
+                        "config.json: {kind} hook path {} is not an absolute path",
+                        hook.path().display()
+                    );
+                }
+                // The spec: if set, timeout MUST be greater than zero.
+                if hook.timeout().is_some_and(|t| t <= 0) {
+                    bail!(
+                        "config.json: {kind} hook {} has timeout {}, which must be greater than zero",
+                        hook.path().display(),
+                        hook.timeout().unwrap_or(0)
+                    );
+                }
+            }
+        }
+    }
     for mount in spec.mounts().iter().flatten() {
         if !mount.destination().is_absolute() {
             bail!(

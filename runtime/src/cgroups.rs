@@ -174,6 +174,11 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     let mut resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
+    // why: on v1 the unified map was silently dropped; runc refuses it, so a
+    // caller learns its limits would not apply.
+    if !is_v2() && resources.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        bail!("invalid configuration: cannot use unified on cgroup v1");
+    }
     let mut rules = resources.devices().clone().unwrap_or_default();
     let mut extra = vec![
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),

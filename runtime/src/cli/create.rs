@@ -164,68 +164,82 @@ fn build(
     child_config.cgroup_tasks_files = spawn::cgroup_join::prepare(&cgroup_path)?;
     let child = spawn::fork_child(&child_config)?;
     undo.child = Some(child.pid);
-    drop(console_for_child);
-    let _ = nix::unistd::close(fifo);
+    // why: the child prints "parent did not complete setup" when our end
+    // of the channel closes first, which made a second error line; so on
+    // failure it is killed while the channel is still open.
+    let result = (|| -> Result<(ContainerState, Option<OwnedFd>)> {
+        drop(console_for_child);
+        let _ = nix::unistd::close(fifo);
 
-    if child_config.cgroup_tasks_files.is_empty() {
-        cgroups::add_task(&manager, child.pid, &cgroup_path)?;
-    }
-    if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
-        spawn::write_id_maps(child.pid, &spec)?;
-    }
+        if child_config.cgroup_tasks_files.is_empty() {
+            cgroups::add_task(&manager, child.pid, &cgroup_path)?;
+        }
+        if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
+            spawn::write_id_maps(child.pid, &spec)?;
+        }
 
-    let pid_start_time = state::proc_stat(child.pid)
-        .map(|s| s.start_time)
-        .context("the container process exited during setup")?;
-    let state = ContainerState {
-        id: args.id.clone(),
-        pid: child.pid,
-        pid_start_time,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::log::rfc3339_now(),
-        owner: owner_name(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup_path,
-        systemd_cgroup: global.systemd_cgroup,
-        config: spec,
-    };
-    // Limits (the device rules above all: v1 applies them as deny-all then
-    // allows) must be complete before the child makes its device nodes.
-    cgroups::apply(
-        &manager,
-        &cgroups::effective_resources(&state.config)?,
-        &state.cgroup_path,
-    )?;
-    let creating_json = state.oci_json(Status::Creating).to_string();
-    child.channel.send(&Msg::Proceed(creating_json.clone()))?;
+        let pid_start_time = state::proc_stat(child.pid)
+            .map(|s| s.start_time)
+            .context("the container process exited during setup")?;
+        let state = ContainerState {
+            id: args.id.clone(),
+            pid: child.pid,
+            pid_start_time,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: crate::log::rfc3339_now(),
+            owner: owner_name(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroup_path: cgroup_path.clone(),
+            systemd_cgroup: global.systemd_cgroup,
+            config: spec.clone(),
+        };
+        // Limits (the device rules above all: v1 applies them as deny-all
+        // then allows) must be complete before the child makes its nodes.
+        cgroups::apply(
+            &manager,
+            &cgroups::effective_resources(&state.config)?,
+            &state.cgroup_path,
+        )?;
+        let creating_json = state.oci_json(Status::Creating).to_string();
+        // why: the init keeps this first payload for its startContainer hooks,
+        // which run once the container is created (runc passes "created"); the
+        // createContainer hooks get the second payload, "creating", below.
+        let created_json = state.oci_json(Status::Created).to_string();
+        child.channel.send(&Msg::Proceed(created_json))?;
 
-    spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
-    let hooks = state.config.hooks().clone().unwrap_or_default();
-    let hook_result = hooks::run_all("prestart", hooks.prestart().as_ref(), &creating_json)
-        .and_then(|_| {
-            hooks::run_all(
-                "createRuntime",
-                hooks.create_runtime().as_ref(),
-                &creating_json,
-            )
-        });
-    if let Err(err) = hook_result {
-        let _ = child.channel.send(&Msg::Failed(format!("{err:#}")));
-        return Err(err);
-    }
-    child.channel.send(&Msg::Proceed(creating_json))?;
-    spawn::expect(&child.channel, Msg::Ready)?;
+        spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
+        let hooks = state.config.hooks().clone().unwrap_or_default();
+        let hook_result = hooks::run_all("prestart", hooks.prestart().as_ref(), &creating_json)
+            .and_then(|_| {
+                hooks::run_all(
+                    "createRuntime",
+                    hooks.create_runtime().as_ref(),
+                    &creating_json,
+                )
+            });
+        if let Err(err) = hook_result {
+            let _ = child.channel.send(&Msg::Failed(format!("{err:#}")));
+            return Err(err);
+        }
+        child.channel.send(&Msg::Proceed(creating_json))?;
+        spawn::expect(&child.channel, Msg::Ready)?;
 
-    let console_master = match console_keep {
-        Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
-        None => None,
-    };
-    dir.save(&state)?;
-    if let Some(pid_file) = &args.pid_file {
-        write_pid_file(pid_file, child.pid)?;
+        let console_master = match console_keep {
+            Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
+            None => None,
+        };
+        dir.save(&state)?;
+        if let Some(pid_file) = &args.pid_file {
+            write_pid_file(pid_file, child.pid)?;
+        }
+        Ok((state, console_master))
+    })();
+    if result.is_err() {
+        spawn::kill_and_reap(child.pid);
+        undo.child = None;
     }
-    Ok((state, console_master))
+    result
 }
 
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

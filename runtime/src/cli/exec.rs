@@ -83,6 +83,14 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         spawn::kill_and_reap(child.pid);
         return Err(err);
     }
+    // why: the process can still fail between Ready and execve (seccomp,
+    // a program that vanished); it reports that on the channel, and nobody
+    // read it, so the failure was silent. The channel is close-on-exec:
+    // EOF means the program is running.
+    if let Ok(Some(Msg::Failed(reason))) = child.channel.recv() {
+        spawn::kill_and_reap(child.pid);
+        bail!(reason);
+    }
     // The container's lock is not held while the process runs.
     drop(dir);
     if let Some(pid_file) = &args.pid_file {

@@ -12,7 +12,8 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let state = dir.load()?;
     match state.status(&dir.path) {
         Status::Running | Status::Created => cgroups::freeze(&state.cgroup_path, true),
-        Status::Paused => Ok(()),
+        // why: runc refuses to pause a paused container with this phrase;
+        // callers rely on the error to notice a double pause.
         _ => bail!("container not running"),
     }
 }

@@ -1,0 +1,480 @@
+//! Cgroups: linux.resources written to the kernel's files and enforced on
+//! the container's processes (v1 here, v2-aware), device rules with runc's
+//! semantics, and the cgroup removed on delete and after a failed create.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use spec_tests::*;
+
+const CONTROLLERS: [&str; 7] = [
+    "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio",
+];
+
+/// A bundle running `sh -c script`, with a host directory bind-mounted at
+/// /out (returned) for results and a tmpfs on /tmp.
+fn out_bundle(tag: &str, script: &str) -> (Bundle, PathBuf) {
+    let mut b = bundle(tag, &["sh", "-c", script]);
+    let out = b.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/out", "type": "bind",
+        "source": out.to_str().unwrap(), "options": ["rbind", "rw"]}));
+    mounts.push(
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "mode=1777"]}),
+    );
+    (b, out)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The value after `key ` in a flat-keyed file (memory.events, cpu.stat …).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The cgroup file of `v1` in `controller` (v1) or `v2` (v2).
+fn cg_file(b: &Bundle, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    if is_cgroup_v2() {
+        b.cgroup_dir("").join(v2)
+    } else {
+        b.cgroup_dir(controller).join(v1)
+    }
+}
+
+fn start_and_wait(b: &Bundle) {
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    b.wait_status("stopped");
+}
+
+fn assert_no_cgroup(b: &Bundle) {
+    if is_cgroup_v2() {
+        assert!(!b.cgroup_dir("").exists(), "cgroup left behind");
+        return;
+    }
+    for ctrl in CONTROLLERS {
+        let dir = b.cgroup_dir(ctrl);
+        assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    }
+}
+
+#[test]
+fn memory_limit_is_written_and_oom_kills() {
+    let limit: u64 = 16 << 20;
+    // Holds 64 MiB in a shell variable: far beyond the limit.
+    let (mut b, out) = out_bundle(
+        "cg-mem",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x} > /out/r",
+    );
+    b.config["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit});
+    b.create_ok();
+    let limit_file = cg_file(&b, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read(&limit_file), limit.to_string());
+    if !is_cgroup_v2()
+        && b.cgroup_dir("memory")
+            .join("memory.memsw.limit_in_bytes")
+            .exists()
+    {
+        let memsw = b.cgroup_dir("memory").join("memory.memsw.limit_in_bytes");
+        assert_eq!(read(&memsw), limit.to_string());
+    }
+    start_and_wait(&b);
+    assert!(
+        !out.join("r").exists(),
+        "the process survived: {:?}",
+        std::fs::read_to_string(out.join("r"))
+    );
+    let oom_kills = if is_cgroup_v2() {
+        keyed(&read(&b.cgroup_dir("").join("memory.events")), "oom_kill")
+    } else {
+        keyed(
+            &read(&b.cgroup_dir("memory").join("memory.oom_control")),
+            "oom_kill",
+        )
+    };
+    assert!(
+        oom_kills.unwrap_or(0) >= 1,
+        "no OOM kill recorded: {oom_kills:?}"
+    );
+    // The usage reached the ceiling (memory.failcnt is not a witness: recent
+    // kernels no longer count it for v1 memory).
+    if is_cgroup_v2() {
+        let events = read(&b.cgroup_dir("").join("memory.events"));
+        assert!(keyed(&events, "max").unwrap_or(0) >= 1, "{events}");
+    } else {
+        let peak = read(&b.cgroup_dir("memory").join("memory.max_usage_in_bytes"));
+        assert_eq!(peak, limit.to_string());
+    }
+}
+
+#[test]
+fn pids_limit_is_written_and_stops_forks() {
+    // pid 1 (sh) + the inner sh + 3 sleeps make 5: the 4th sleep cannot be
+    // forked, and busybox sh gives up with "can't fork". Counting /proc
+    // entries afterwards uses no fork.
+    let (mut b, out) = out_bundle(
+        "cg-pids",
+        "sh -c 'for i in $(seq 20); do sleep 2 & done' 2>/out/err; echo $? > /out/rc; \
+         n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n > /out/n",
+    );
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 5});
+    b.create_ok();
+    assert_eq!(read(&cg_file(&b, "pids", "pids.max", "pids.max")), "5");
+    start_and_wait(&b);
+    let err = read(&out.join("err"));
+    assert!(err.contains("can't fork"), "no fork failed: {err:?}");
+    assert_ne!(read(&out.join("rc")), "0");
+    assert_eq!(read(&out.join("n")), "4", "pid 1 + 3 sleeps");
+    let events = cg_file(&b, "pids", "pids.events", "pids.events");
+    if events.exists() {
+        assert!(keyed(&read(&events), "max").unwrap_or(0) >= 1);
+    }
+}
+
+#[test]
+fn cpu_shares_and_quota_are_written_and_throttle() {
+    let (mut b, out) = out_bundle(
+        "cg-cpu",
+        "timeout 1 sh -c 'while :; do :; done'; echo $? > /out/rc",
+    );
+    b.config["linux"]["resources"]["cpu"] =
+        json!({"shares": 512, "quota": 20000, "period": 100000});
+    b.create_ok();
+    if is_cgroup_v2() {
+        assert_eq!(read(&b.cgroup_dir("").join("cpu.max")), "20000 100000");
+        // runc's conversion: 1 + ((shares - 2) * 9999) / 262142
+        assert_eq!(read(&b.cgroup_dir("").join("cpu.weight")), "20");
+    } else {
+        let dir = b.cgroup_dir("cpu");
+        assert_eq!(read(&dir.join("cpu.shares")), "512");
+        assert_eq!(read(&dir.join("cpu.cfs_quota_us")), "20000");
+        assert_eq!(read(&dir.join("cpu.cfs_period_us")), "100000");
+    }
+    start_and_wait(&b);
+    assert!(out.join("rc").exists(), "the busy loop never ended");
+    let stat = read(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));
+    let throttled = keyed(&stat, "nr_throttled").unwrap();
+    assert!(
+        throttled > 0,
+        "a busy loop at 20% quota was never throttled: {stat}"
+    );
+}
+
+#[test]
+fn cpuset_cpus_and_mems_are_written_and_bind_the_process() {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let last = (ncpu - 1).to_string();
+    let (mut b, out) = out_bundle(
+        "cg-cpuset",
+        "grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status > /out/status",
+    );
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": last, "mems": "0"});
+    b.create_ok();
+    let cpus = cg_file(&b, "cpuset", "cpuset.cpus", "cpuset.cpus");
+    let mems = cg_file(&b, "cpuset", "cpuset.mems", "cpuset.mems");
+    assert_eq!(read(&cpus), last);
+    assert_eq!(read(&mems), "0");
+    start_and_wait(&b);
+    let status = read(&out.join("status"));
+    assert_eq!(
+        status_field(&status, "Cpus_allowed_list").as_deref(),
+        Some(last.as_str()),
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "Mems_allowed_list").as_deref(),
+        Some("0"),
+        "{status}"
+    );
+}
+
+/// A real block device of the host ("major:minor"), not a loop device.
+fn host_block_device() -> Option<(String, u64, u64)> {
+    let mut names: Vec<_> = std::fs::read_dir("/sys/block").ok()?.flatten().collect();
+    names.sort_by_key(|e| e.file_name());
+    names.iter().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("loop") || name.starts_with("zram") || name.starts_with("ram") {
+            return None;
+        }
+        let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+        let (maj, min) = dev.trim().split_once(':')?;
+        Some((name, maj.parse().ok()?, min.parse().ok()?))
+    })
+}
+
+#[test]
+fn blkio_weight_and_throttle() {
+    let Some((name, major, minor)) = host_block_device() else {
+        println!("SKIP: no block device on this host for blkio throttling");
+        return;
+    };
+    let mut b = bundle("cg-blkio", &["true"]);
+    b.config["linux"]["resources"]["blockIO"] = json!({
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]
+    });
+    let weight_file = if is_cgroup_v2() {
+        Some("io.weight")
+    } else {
+        ["blkio.weight", "blkio.bfq.weight"]
+            .into_iter()
+            .find(|f| cgroup_root("blkio").join(f).exists())
+    };
+    match weight_file {
+        Some(_) => b.config["linux"]["resources"]["blockIO"]["weight"] = json!(300),
+        None => {
+            println!("SKIP weight: the host's blkio has neither blkio.weight nor blkio.bfq.weight")
+        }
+    }
+    b.create_ok();
+    let throttle = read(&cg_file(
+        &b,
+        "blkio",
+        "blkio.throttle.read_bps_device",
+        "io.max",
+    ));
+    let want = if is_cgroup_v2() {
+        format!("{major}:{minor} rbps=1048576")
+    } else {
+        format!("{major}:{minor} 1048576")
+    };
+    assert!(
+        throttle.contains(&want),
+        "{name}: {throttle:?} lacks {want:?}"
+    );
+    if let Some(file) = weight_file {
+        let text = read(&cg_file(&b, "blkio", file, file));
+        assert!(
+            text.contains("300") || text.contains("default 300"),
+            "{file}: {text}"
+        );
+    }
+}
+
+// Device tests use /dev/kmsg (c 1:11), opened write-only and never written:
+// runc's default rules allow /dev/net/tun and mknod of any node, not kmsg.
+
+#[test]
+fn linux_devices_stay_accessible_after_a_deny_rule_as_in_runc() {
+    // runc appends an allow rule for every linux.devices entry after the
+    // bundle's rules, so an earlier deny of the same device does not bite.
+    let (mut b, out) = out_bundle(
+        "cg-dev-listed",
+        "(exec 3>/dev/kmsg && echo opened) > /out/r 2>&1; \
+         (echo x > /dev/full) 2>> /out/r; head -c 3 /dev/zero | wc -c >> /out/r",
+    );
+    b.config["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c",
+        "major": 1, "minor": 11, "fileMode": 384}]);
+    b.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}
+    ]);
+    b.create_ok();
+    if !is_cgroup_v2() {
+        let list = read(&b.cgroup_dir("devices").join("devices.list"));
+        assert!(list.lines().any(|l| l == "c 1:11 rwm"), "{list}");
+        assert!(!list.contains("a *:* rwm"), "{list}");
+    }
+    start_and_wait(&b);
+    let r = read(&out.join("r"));
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(lines[0], "opened", "{r}");
+    // /dev/full is among the default allows: open works, write gets ENOSPC.
+    assert!(lines[1].contains("No space left on device"), "{r}");
+    assert_eq!(lines[2], "3", "{r}");
+}
+
+#[test]
+fn device_rules_decide_access_to_a_node_made_in_the_container() {
+    let script = "(mknod /tmp/kmsg c 1 11 && echo made) > /out/r 2>&1; \
+                  (exec 3>/tmp/kmsg && echo opened) >> /out/r 2>&1; true";
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let allow = |access: &str| json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": access});
+    let deny = |access: &str| json!({"allow": false, "type": "c", "major": 1, "minor": 11, "access": access});
+    let cases = [
+        // deny-all: the node can be made (runc's default "c *:* m") but not opened
+        (json!([deny_all]), false),
+        (json!([deny_all, allow("w")]), true),
+        (json!([deny_all, allow("r")]), false),
+        // later rules win
+        (json!([deny_all, allow("rwm"), deny("w")]), false),
+        (json!([deny_all, deny("w"), allow("rw")]), true),
+    ];
+    for (rules, can_open) in cases {
+        let (mut b, out) = out_bundle("cg-dev-rules", script);
+        let caps = &mut b.config["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            caps[set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
+        }
+        b.config["linux"]["resources"]["devices"] = rules.clone();
+        b.create_ok();
+        start_and_wait(&b);
+        let r = read(&out.join("r"));
+        assert!(r.starts_with("made"), "{rules}: {r}");
+        assert_eq!(r.contains("opened"), can_open, "{rules}: {r}");
+        assert_eq!(
+            r.contains("Operation not permitted"),
+            !can_open,
+            "{rules}: {r}"
+        );
+    }
+}
+
+#[test]
+fn cgroup_is_removed_on_delete() {
+    let mut b = bundle("cg-del", &["sleep", "100"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 10});
+    b.create_ok();
+    let pid = b.state()["pid"].to_string();
+    let procs = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
+    assert!(
+        read(&procs).lines().any(|l| l == pid),
+        "init not in its cgroup"
+    );
+    if !is_cgroup_v2() {
+        for ctrl in ["memory", "cpu", "devices", "freezer"] {
+            let procs = read(&b.cgroup_dir(ctrl).join("cgroup.procs"));
+            assert!(procs.lines().any(|l| l == pid), "{ctrl}: {procs}");
+        }
+    }
+    let out = b.cmd("delete", &["--force"]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert_no_cgroup(&b);
+}
+
+#[test]
+fn cgroup_is_removed_after_a_failed_create() {
+    let mut b = bundle("cg-fail", &["no-such-program-in-path"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 10});
+    let out = b.create(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert_no_cgroup(&b);
+    assert!(!state_root().join(&b.id).exists());
+
+    // Resources the kernel refuses also fail create and leave nothing.
+    let mut b = bundle("cg-fail-res", &["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "999999"});
+    let out = b.create(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_no_cgroup(&b);
+    assert!(!state_root().join(&b.id).exists());
+}
+
+#[test]
+fn exec_joins_the_containers_cgroup_and_limits() {
+    let mut b = bundle("cg-exec", &["sleep", "100"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 3});
+    b.create_ok();
+    assert!(b.cmd("start", &[]).status.success());
+    // init + exec'd sh = 2 of 3: one background sleep fits, a second does not.
+    let out = ozz(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "echo $$; sleep 2 & sleep 2 & wait",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("can't fork"),
+        "pids limit not applied to exec: {err}"
+    );
+    let text = stdout(&out);
+    let exec_pid_in_ns = text.lines().next().unwrap_or_default().to_string();
+    assert!(!exec_pid_in_ns.is_empty(), "{text}{err}");
+    // While a long exec runs, its host pid is in the container's cgroup.
+    let mut child = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", &b.id, "sleep", "3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let procs = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
+    let mut count = 0;
+    for _ in 0..200 {
+        count = read(&procs).lines().count();
+        if count == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(count, 2, "the exec'd process never joined the cgroup");
+}
+
+#[test]
+fn memory_reservation_and_swappiness_are_written() {
+    let mut b = bundle("cg-mem-extra", &["true"]);
+    b.config["linux"]["resources"]["memory"] =
+        json!({"limit": 64u64 << 20, "reservation": 8u64 << 20, "swappiness": 10});
+    b.create_ok();
+    if is_cgroup_v2() {
+        assert_eq!(
+            read(&b.cgroup_dir("").join("memory.low")),
+            (8u64 << 20).to_string()
+        );
+        println!("SKIP swappiness: cgroup v2 has no memory.swappiness");
+    } else {
+        let dir = b.cgroup_dir("memory");
+        assert_eq!(
+            read(&dir.join("memory.soft_limit_in_bytes")),
+            (8u64 << 20).to_string()
+        );
+        assert_eq!(read(&dir.join("memory.swappiness")), "10");
+    }
+}
+
+fn assert_create_refused(b: &Bundle, want: &str) {
+    let out = b.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(want), "{err}");
+    assert_no_cgroup(b);
+    assert!(!state_root().join(&b.id).exists());
+}
+
+#[test]
+fn resources_the_kernel_refuses_fail_create_in_one_line() {
+    if is_cgroup_v2() {
+        // v2: swap is separate from memory, so use an impossible cpuset.
+        let mut b = bundle("cg-refused", &["true"]);
+        b.config["linux"]["resources"]["cpu"] = json!({"cpus": "4095"});
+        assert_create_refused(&b, "cpuset");
+        return;
+    }
+    // memory+swap below memory: the kernel says EINVAL, as with runc.
+    let mut b = bundle("cg-refused", &["true"]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 100_000_000, "swap": 50_000_000});
+    assert_create_refused(&b, "memsw");
+    let mut b = bundle("cg-refused-rt", &["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 1000});
+    assert_create_refused(&b, "rt_runtime_us");
+}
+
+#[test]
+fn unified_resources_are_written_on_v2_and_refused_on_v1() {
+    let mut b = bundle("cg-unified", &["true"]);
+    b.config["linux"]["resources"]["unified"] = json!({"pids.max": "7"});
+    if is_cgroup_v2() {
+        b.create_ok();
+        assert_eq!(read(&b.cgroup_dir("").join("pids.max")), "7");
+    } else {
+        assert_create_refused(&b, "cannot use unified on cgroup v1");
+    }
+}
