@@ -25,7 +25,18 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const SPEC_VERSION: &str = "1.3.0";
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help is not an error: clap prints it and we exit 0.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            // Callers read one line: the first line clap gives, exit 1 as runc.
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid usage");
+            eprintln!("{}", first.trim_start_matches("error: "));
+            std::process::exit(1);
+        }
+    };
     log::init(
         cli.global.log.clone(),
         cli.global.log_format,

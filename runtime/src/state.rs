@@ -203,11 +203,12 @@ impl ContainerState {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if dir.join(EXEC_FIFO).exists() {
-            return Status::Created;
-        }
+        // A frozen container is paused whether or not it was started.
         if crate::cgroups::is_frozen(&self.cgroup_path) {
             return Status::Paused;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
         }
         Status::Running
     }

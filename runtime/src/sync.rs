@@ -65,7 +65,31 @@ pub fn pair() -> Result<(Channel, Channel)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .context("create sync socketpair")?;
+    // A message (the state JSON with its annotations) must fit the send
+    // buffer whole; Kubernetes allows 256 KiB of annotations alone.
+    for fd in [&a, &b] {
+        raise_send_buffer(fd.as_raw_fd(), 16 << 20);
+    }
     Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+fn raise_send_buffer(fd: RawFd, bytes: libc::c_int) {
+    for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt reads one c_int we own; failure leaves the
+        // default size, which still carries ordinary messages.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }
 
 impl Channel {
@@ -85,7 +109,24 @@ impl Channel {
     /// Receives one message; `None` when the other end closed without a word
     /// (the child died).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; 1 << 16];
+        // Peek at the next message's size (MSG_TRUNC reports it whole).
+        let size = loop {
+            // SAFETY: a zero-length peek writes nothing to the null buffer.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            match n {
+                n if n >= 0 => break n as usize,
+                _ if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+                _ => return Err(std::io::Error::last_os_error()).context("receive on sync socket"),
+            }
+        };
+        let mut buf = vec![0u8; size.max(1)];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let n = loop {
             match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {

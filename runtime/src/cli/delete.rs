@@ -25,12 +25,7 @@ pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
     match state.status(&dir.path) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&state)?,
-        status if args.force => {
-            if status == Status::Paused {
-                let _ = cgroups::freeze(&state.cgroup_path, false);
-            }
-            kill_and_wait(&state)?;
-        }
+        _ if args.force => kill_and_wait(&state)?,
         status => bail!(
             "cannot delete container {} that is not stopped: {}",
             state.id,
@@ -49,6 +44,11 @@ fn kill_and_wait(state: &ContainerState) -> Result<()> {
     );
     for pid in cgroups::pids(&state.cgroup_path).unwrap_or_default() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+    // A v1-frozen task only dies once thawed; thaw after the signal is
+    // queued so nothing runs user code in between.
+    if cgroups::is_frozen(&state.cgroup_path) {
+        let _ = cgroups::freeze(&state.cgroup_path, false);
     }
     for _ in 0..1000 {
         if !state.init_alive() {

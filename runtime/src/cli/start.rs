@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -31,20 +30,35 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo_path)
         .context("open exec fifo")?;
-    let mut byte = [0u8; 1];
+    // The init writes "0" once its startContainer hooks passed, and its copy
+    // closes at execve: "0" then EOF means the user's program was started.
+    let mut released = false;
     loop {
-        match fifo.read(&mut byte) {
-            Ok(1) => break,
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(50u16));
+        let hung_up = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP));
+        let mut buf = [0u8; 16];
+        match fifo.read(&mut buf) {
+            Ok(n) if n > 0 => released |= buf[..n].contains(&b'0'),
+            // EOF with POLLHUP: the writer came and went.
+            Ok(_) if hung_up => {
+                if released {
+                    break;
+                }
+                bail!("container init failed before running the process (see its stderr)");
+            }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).context("read exec fifo"),
         }
-        if !state.init_alive() {
+        if !hung_up && !state.init_alive() {
+            if released {
+                break;
+            }
             bail!("container process exited before start");
         }
-        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(50u16));
-        std::thread::sleep(Duration::from_millis(1));
     }
     std::fs::remove_file(&fifo_path).context("remove exec fifo")?;
     let running = state.oci_json(Status::Running).to_string();

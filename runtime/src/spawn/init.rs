@@ -105,22 +105,30 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     close_inherited_fds(3 + config.extra_fds)?;
 
-    if let Some(fifo_fd) = config.fifo_fd {
-        channel.send(&Msg::Ready)?;
-        wait_for_start(fifo_fd)?;
-        let start_hooks = config
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.start_container().clone());
-        crate::hooks::run_all("startContainer", start_hooks.as_ref(), &state_json)?;
-    } else {
-        channel.send(&Msg::Ready)?;
-    }
+    channel.send(&Msg::Ready)?;
+    // Kept open (close-on-exec) until execve: `start` reads our "0", then
+    // the EOF that execve's close gives, and only then runs poststart.
+    let start_fifo = match config.fifo_fd {
+        Some(fifo_fd) => {
+            let fifo = openstart_fifo(fifo_fd)?;
+            let start_hooks = config
+                .spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().clone());
+            crate::hooks::run_all("startContainer", start_hooks.as_ref(), &state_json)?;
+            Some(fifo)
+        }
+        None => None,
+    };
     if no_new_privs {
         if let Some(filter) = &filter {
             filter.install().context("load seccomp filter")?;
         }
+    }
+    if let Some(fifo) = &start_fifo {
+        use std::io::Write;
+        (&*fifo).write_all(b"0").context("write exec fifo")?;
     }
     Err(process::exec(&program, &args, &env))
 }
@@ -356,15 +364,10 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading, then tells it we go.
-fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
-    let path = format!("/proc/self/fd/{fifo_fd}");
-    let fifo = std::fs::OpenOptions::new()
+/// Blocks until `start` opens exec.fifo for reading.
+fn openstart_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
-        .open(&path)
-        .context("open exec fifo")?;
-    use std::io::Write;
-    (&fifo).write_all(b"0").context("write exec fifo")?;
-    let _ = fifo.as_raw_fd();
-    Ok(())
+        .open(format!("/proc/self/fd/{fifo_fd}"))
+        .context("open exec fifo")
 }
