@@ -152,8 +152,12 @@ fn cpu_shares_and_quota_are_written_and_throttle() {
     b.create_ok();
     if is_cgroup_v2() {
         assert_eq!(read(&b.cgroup_dir("").join("cpu.max")), "20000 100000");
-        // runc's conversion: 1 + ((shares - 2) * 9999) / 262142
-        assert_eq!(read(&b.cgroup_dir("").join("cpu.weight")), "20");
+        // The quadratic conversion runc and crun use (shares 2 -> 1, 1024
+        // -> 100, 262144 -> 10000); for 512 it gives 59.
+        assert_eq!(
+            read(&b.cgroup_dir("").join("cpu.weight")),
+            shares_to_weight(512).to_string()
+        );
     } else {
         let dir = b.cgroup_dir("cpu");
         assert_eq!(read(&dir.join("cpu.shares")), "512");
@@ -477,4 +481,19 @@ fn unified_resources_are_written_on_v2_and_refused_on_v1() {
     } else {
         assert_create_refused(&b, "cannot use unified on cgroup v1");
     }
+}
+
+/// crun's and runc's shares -> cpu.weight mapping: a parabola in log2(shares)
+/// through (2, 1), (1024, 100) and (262144, 10000), rounded up.
+fn shares_to_weight(shares: u64) -> u64 {
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
+}
+
+#[test]
+fn shares_to_weight_hits_the_anchor_points() {
+    assert_eq!(shares_to_weight(2), 1);
+    assert_eq!(shares_to_weight(1024), 100);
+    assert_eq!(shares_to_weight(262144), 10000);
 }

@@ -314,3 +314,40 @@ fn unsafe_kill(pid: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn socket_activation_fds_and_env_reach_the_container() {
+    let b = bundle(
+        "listen-fds",
+        &[
+            "sh",
+            "-c",
+            "echo $LISTEN_FDS $LISTEN_PID; cat <&3; ls /proc/self/fd",
+        ],
+    );
+    b.write();
+    let marker = b.dir.join("activation-marker");
+    std::fs::write(&marker, "from fd 3\n").unwrap();
+    // The caller holds fd 3 open (not close-on-exec) and says so in LISTEN_FDS.
+    let script = format!(
+        "exec 3<'{}'; LISTEN_FDS=1 exec '{}' --root '{}' run --bundle '{}' '{}'",
+        marker.display(),
+        ozz_bin().display(),
+        state_root().display(),
+        b.dir.display(),
+        b.id
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("1 1"), "{text}");
+    assert_eq!(lines.next(), Some("from fd 3"), "{text}");
+    // 0-2, the activation fd 3, and 4: the directory ls itself opened.
+    let fds: Vec<&str> = lines.collect();
+    assert_eq!(fds, ["0", "1", "2", "3", "4"], "{text}");
+}

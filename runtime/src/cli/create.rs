@@ -140,10 +140,20 @@ fn build(
     )
     .context("open exec fifo")?;
 
-    let process = spec
+    let mut process = spec
         .process()
         .clone()
         .context("config.json: process is missing")?;
+    // Socket activation: the descriptors follow stdio (after the preserved
+    // ones) and the container's init is their listener, as runc passes them.
+    let activation_fds = listen_fds();
+    if activation_fds > 0 {
+        let mut env = process.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={activation_fds}"));
+        env.push("LISTEN_PID=1".to_string());
+        process.set_env(Some(env));
+    }
     let mut child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
