@@ -127,18 +127,115 @@ pub fn freeze(path: &Path, frozen: bool) -> Result<()> {
         .map_err(|e| anyhow!("freeze cgroup {}: {e}", path.display()))
 }
 
-/// Removes the cgroup (killing anything left in it) if it exists.
-pub fn remove(path: &Path) -> Result<()> {
-    manager(path)?
-        .remove()
-        .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
+/// The controllers libcgroups manages on v1 (and ozz therefore removes).
+const V1_CONTROLLERS: [&str; 12] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// Mount points of the v1 hierarchies carrying a controller libcgroups
+/// manages, each once (co-mounted controllers share one). One read of
+/// mountinfo: libcgroups' manager reads it once per controller, which costs
+/// milliseconds that `delete` and `ps` need not pay.
+pub fn v1_mount_points() -> Result<Vec<PathBuf>> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let mut points = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let super_options = post.nth(1).unwrap_or_default();
+        if !super_options
+            .split(',')
+            .any(|o| V1_CONTROLLERS.contains(&o))
+        {
+            continue;
+        }
+        if let Some(point) = pre.split(' ').nth(4) {
+            let point = PathBuf::from(point);
+            if !points.contains(&point) {
+                points.push(point);
+            }
+        }
+    }
+    Ok(points)
 }
 
+/// Every directory of the container's cgroup: one per v1 hierarchy, or the
+/// one v2 directory.
+pub fn all_dirs(path: &Path) -> Result<Vec<PathBuf>> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if is_v2() {
+        return Ok(vec![Path::new(CGROUP_ROOT).join(rel)]);
+    }
+    Ok(v1_mount_points()?
+        .into_iter()
+        .map(|m| m.join(rel))
+        .collect())
+}
+
+/// Removes the cgroup if it exists, killing anything left in it first.
+pub fn remove(path: &Path) -> Result<()> {
+    for dir in all_dirs(path)? {
+        if !dir.exists() {
+            continue;
+        }
+        for pid in read_procs(&dir) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        // rmdir fails with EBUSY until the killed tasks are gone.
+        let mut attempts = 0;
+        loop {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if attempts < 200 => {
+                    attempts += 1;
+                    crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("remove cgroup {}", dir.display()))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The processes of the container's cgroup (all hierarchies, once each).
 pub fn pids(path: &Path) -> Result<Vec<i32>> {
-    let pids = manager(path)?
-        .get_all_pids()
-        .map_err(|e| anyhow!("list processes of cgroup {}: {e}", path.display()))?;
-    Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+    let mut pids = Vec::new();
+    for dir in all_dirs(path)? {
+        for pid in read_procs(&dir) {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    Ok(pids)
 }
 
 pub fn is_frozen(path: &Path) -> bool {

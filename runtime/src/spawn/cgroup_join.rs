@@ -13,22 +13,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// The v1 controllers libcgroups manages (and removes on delete).
-const CONTROLLERS: [&str; 12] = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "devices",
-    "hugetlb",
-    "memory",
-    "pids",
-    "perf_event",
-    "blkio",
-    "net_prio",
-    "net_cls",
-    "freezer",
-];
-
 /// Parent, before the fork: creates the container's directory in every
 /// mounted v1 hierarchy that libcgroups manages and returns their `tasks`
 /// files. Empty on a cgroup v2 host.
@@ -38,7 +22,7 @@ pub fn prepare(cgroup_path: &Path) -> Result<Vec<PathBuf>> {
     }
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     let mut tasks = Vec::new();
-    for mount in v1_mount_points()? {
+    for mount in crate::cgroups::v1_mount_points()? {
         let dir = mount.join(rel);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("create cgroup {}", dir.display()))?;
@@ -59,33 +43,6 @@ pub fn join_self(tasks_files: &[PathBuf]) -> Result<()> {
         std::fs::write(file, b"0").with_context(|| format!("join cgroup {}", file.display()))?;
     }
     Ok(())
-}
-
-/// Mount points of v1 hierarchies carrying a controller libcgroups manages,
-/// each once (co-mounted controllers share one).
-fn v1_mount_points() -> Result<Vec<PathBuf>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
-    let mut points = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
-            continue;
-        }
-        let super_options = post.nth(1).unwrap_or_default();
-        if !super_options.split(',').any(|o| CONTROLLERS.contains(&o)) {
-            continue;
-        }
-        if let Some(point) = pre.split(' ').nth(4) {
-            let point = PathBuf::from(point);
-            if !points.contains(&point) {
-                points.push(point);
-            }
-        }
-    }
-    Ok(points)
 }
 
 /// A new v1 cpuset starts with empty cpus and mems, and no task may join
