@@ -193,6 +193,18 @@ pub fn switch_user(process: &Process) -> Result<()> {
     Ok(())
 }
 
+/// Field `index` (0 name, 5 home) of `uid`'s line in /etc/passwd. Read
+/// directly, not through NSS: in the container only the file exists, and
+/// the runtime stays free of dlopen'ed NSS modules.
+pub fn passwd_field(uid: u32, index: usize) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 7 && fields[2].parse::<u32>().ok() == Some(uid))
+            .then(|| fields[index].to_string())
+    })
+}
+
 /// Finds the program like execvp does, with the container's PATH.
 pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
     if arg0.contains('/') {

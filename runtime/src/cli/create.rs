@@ -287,10 +287,6 @@ pub fn reserve_preserved_fds(n: u32) -> Result<()> {
 }
 
 fn owner_name() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+    let uid = nix::unistd::geteuid().as_raw();
+    crate::process::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }

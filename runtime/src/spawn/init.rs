@@ -333,16 +333,9 @@ fn verify_cwd_inside_root() -> Result<()> {
     Ok(())
 }
 
+/// HOME from the container's own /etc/passwd (we are past pivot_root).
 fn home_dir(uid: u32) -> String {
-    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
-        for line in passwd.lines() {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() >= 6 && fields[2].parse::<u32>().ok() == Some(uid) {
-                return fields[5].to_string();
-            }
-        }
-    }
-    "/".to_string()
+    process::passwd_field(uid, 5).unwrap_or_else(|| "/".to_string())
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so nothing of the
