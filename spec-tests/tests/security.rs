@@ -225,7 +225,11 @@ fn shebang_attack(seal: &'static str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(root.join("evil.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     // Give the container the loader and libraries ozz needs, plus the payload.
-    let have_payload = install_loader_and_payload(&ozz.path, root);
+    // A static ozz has no loader for ld.so.preload to hijack: that vector
+    // does not exist, and the exec must still reach ozz itself (its usage
+    // error proves /proc/self/exe ran the runtime inside the container).
+    let is_static = !has_interpreter(&ozz.path);
+    let have_payload = !is_static && install_loader_and_payload(&ozz.path, root);
     let mut b = bundle("cve-5736-shebang", &["sleep", "100"]);
     b.config["root"]["path"] = json!(root);
     add_tmpfs(&mut b, "/tmp");
@@ -238,6 +242,13 @@ fn shebang_attack(seal: &'static str) {
             stdout(&out),
             stderr(&out)
         );
+        if is_static {
+            assert!(
+                stderr(&out).contains("unrecognized subcommand"),
+                "[{seal}] /proc/self/exe did not run ozz: {}",
+                stderr(&out)
+            );
+        }
     }
     if have_payload {
         // Let the payload's background loop retry after ozz has exited.
@@ -683,4 +694,15 @@ fn default_masked_and_readonly_paths_hold_inside() {
     // Files are covered by /dev/null (char 1:3), directories by an empty
     // read-only tmpfs; /proc/sys and /proc/sysrq-trigger are read-only.
     assert_eq!(lines, want, "{out}");
+}
+
+/// True when the ELF file asks for a program interpreter (PT_INTERP), i.e.
+/// it is dynamically linked.
+fn has_interpreter(path: &Path) -> bool {
+    let data = std::fs::read(path).unwrap();
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
+    let phoff = u64::from_le_bytes(data[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| u32_at(phoff + i * phentsize) == 3)
 }
