@@ -93,13 +93,6 @@ pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
     .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
 }
 
-/// Creates the cgroup (on first add) and moves `pid` into it.
-pub fn add_task(manager: &AnyCgroupManager, pid: i32, path: &Path) -> Result<()> {
-    manager
-        .add_task(Pid::from_raw(pid))
-        .map_err(|e| anyhow!("join cgroup {}: {e}", path.display()))
-}
-
 pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
     let opts = ControllerOpt {
         resources,

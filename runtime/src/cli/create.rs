@@ -154,7 +154,10 @@ fn build(
         env.push("LISTEN_PID=1".to_string());
         process.set_env(Some(env));
     }
-    let mut child_config = ChildConfig {
+    let manager = cgroups::manager(&cgroup_path)?;
+    undo.cgroup = Some(cgroup_path.clone());
+    let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
+    let child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
         process,
@@ -167,11 +170,8 @@ fn build(
         fifo_fd: Some(fifo),
         extra_fds: args.preserve_fds + listen_fds(),
         id: args.id.clone(),
-        cgroup_tasks_files: Vec::new(),
+        cgroup_entry,
     };
-    let manager = cgroups::manager(&cgroup_path)?;
-    undo.cgroup = Some(cgroup_path.clone());
-    child_config.cgroup_tasks_files = spawn::cgroup_join::prepare(&cgroup_path)?;
     let child = spawn::fork_child(&child_config)?;
     undo.child = Some(child.pid);
     // why: the child prints "parent did not complete setup" when our end
@@ -181,9 +181,6 @@ fn build(
         drop(console_for_child);
         let _ = nix::unistd::close(fifo);
 
-        if child_config.cgroup_tasks_files.is_empty() {
-            cgroups::add_task(&manager, child.pid, &cgroup_path)?;
-        }
         if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
             spawn::write_id_maps(child.pid, &spec)?;
         }

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, Process};
 
-use crate::cgroups;
 use crate::cli::create::{listen_fds, reserve_preserved_fds, write_pid_file};
 use crate::cli::ExecArgs;
 use crate::foreground;
@@ -65,15 +64,11 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         fifo_fd: None,
         extra_fds,
         id: state.id.clone(),
-        cgroup_tasks_files: spawn::cgroup_join::prepare(&state.cgroup_path)?,
+        cgroup_entry: spawn::cgroup_join::prepare(&state.cgroup_path)?,
     };
-    let manager = cgroups::manager(&state.cgroup_path)?;
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);
     let setup = (|| -> Result<()> {
-        if config.cgroup_tasks_files.is_empty() {
-            cgroups::add_task(&manager, child.pid, &state.cgroup_path)?;
-        }
         child
             .channel
             .send(&Msg::Proceed(state.oci_json(Status::Running).to_string()))?;

@@ -1,26 +1,57 @@
-//! How the container's process enters its cgroup on v1 (hybrid) hosts.
+//! How the container's process enters its cgroup without being moved.
 //!
 //! Moving another process into a cgroup takes the kernel's global
 //! threadgroup rwsem for writing, which waits for an RCU grace period (about
-//! 15 ms measured here, the largest single cost of a create). A thread that
-//! moves *itself* through a v1 `tasks` file (writing "0") skips that lock.
-//! Our child is single-threaded, so it joins its own cgroups that way; the
-//! parent only creates the directories (and seeds cpuset) beforehand and
-//! applies the limits through libcgroups. On cgroup v2 the parent keeps
-//! using libcgroups' add_task.
+//! 15 ms measured here, the largest single cost of a create). Two ways
+//! avoid it:
+//! - cgroup v2: clone3 with CLONE_INTO_CGROUP starts the child in its cgroup;
+//! - cgroup v1: a single-threaded process that moves *itself* through a
+//!   `tasks` file (writing "0") skips the lock, so the child joins itself.
+//!
+//! Either way the parent creates the directories beforehand (enabling v2
+//! controllers, seeding v1 cpuset) and applies the limits through libcgroups.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// Parent, before the fork: creates the container's directory in every
-/// mounted v1 hierarchy that libcgroups manages and returns their `tasks`
-/// files. Empty on a cgroup v2 host.
-pub fn prepare(cgroup_path: &Path) -> Result<Vec<PathBuf>> {
-    if crate::cgroups::is_v2() {
-        return Ok(Vec::new());
+/// The prepared way in.
+#[derive(Debug)]
+pub enum Entry {
+    /// v2: the directory, opened for clone3's CLONE_INTO_CGROUP.
+    CloneInto(OwnedFd),
+    /// v1: the `tasks` files the child writes itself into.
+    SelfJoin(Vec<PathBuf>),
+}
+
+impl Entry {
+    pub fn clone_into(&self) -> Option<RawFd> {
+        match self {
+            Entry::CloneInto(fd) => Some(fd.as_raw_fd()),
+            _ => None,
+        }
     }
+
+    /// Child, right after the fork: join every prepared v1 cgroup.
+    pub fn join_self(&self) -> Result<()> {
+        if let Entry::SelfJoin(tasks_files) = self {
+            for file in tasks_files {
+                std::fs::write(file, b"0")
+                    .with_context(|| format!("join cgroup {}", file.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parent, before the fork: creates the container's cgroup directories and
+/// returns how the child gets in.
+pub fn prepare(cgroup_path: &Path) -> Result<Entry> {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if crate::cgroups::is_v2() {
+        return prepare_v2(rel).map(Entry::CloneInto);
+    }
     let mut tasks = Vec::new();
     for mount in crate::cgroups::v1_mount_points()? {
         let dir = mount.join(rel);
@@ -34,15 +65,44 @@ pub fn prepare(cgroup_path: &Path) -> Result<Vec<PathBuf>> {
         }
         tasks.push(dir.join("tasks"));
     }
-    Ok(tasks)
+    Ok(Entry::SelfJoin(tasks))
 }
 
-/// Child, right after the fork: join every prepared cgroup.
-pub fn join_self(tasks_files: &[PathBuf]) -> Result<()> {
-    for file in tasks_files {
-        std::fs::write(file, b"0").with_context(|| format!("join cgroup {}", file.display()))?;
+/// Creates the v2 directory level by level, enabling in each parent's
+/// subtree_control every controller it has (as libcgroups does), and opens
+/// it for CLONE_INTO_CGROUP.
+fn prepare_v2(rel: &Path) -> Result<OwnedFd> {
+    let mut dir = PathBuf::from("/sys/fs/cgroup");
+    for part in rel.components() {
+        let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let enabled =
+            std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+        for controller in available.split_whitespace() {
+            if !enabled.split_whitespace().any(|c| c == controller) {
+                // One at a time: a controller the parent cannot delegate must
+                // not keep the others off; apply reports what is missing.
+                if let Err(e) =
+                    std::fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"))
+                {
+                    crate::log::debug(&format!("enable {controller} in {}: {e}", dir.display()));
+                }
+            }
+        }
+        dir.push(part);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("create cgroup {}", dir.display())),
+        }
     }
-    Ok(())
+    let fd = nix::fcntl::open(
+        &dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open cgroup {}", dir.display()))?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// A new v1 cpuset starts with empty cpus and mems, and no task may join

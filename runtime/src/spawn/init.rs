@@ -37,7 +37,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    super::cgroup_join::join_self(&config.cgroup_tasks_files)?;
+    config.cgroup_entry.join_self()?;
 
     let state_json = match channel.recv()? {
         Some(Msg::Proceed(state)) => state,

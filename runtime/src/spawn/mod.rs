@@ -33,8 +33,8 @@ pub struct ChildConfig {
     /// Descriptors 3..3+N that the process inherits.
     pub extra_fds: u32,
     pub id: String,
-    /// v1 `tasks` files the child writes itself into (see cgroup_join).
-    pub cgroup_tasks_files: Vec<PathBuf>,
+    /// How the child enters its cgroup (see cgroup_join).
+    pub cgroup_entry: cgroup_join::Entry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +63,11 @@ struct CloneArgs {
 }
 
 /// fork() with namespace flags, through clone3. Returns 0 in the child.
-fn clone3(flags: CloneFlags) -> Result<i32> {
+fn clone3(flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let args = CloneArgs {
-        flags: flags.bits() as u64,
+        flags: flags.bits() as u32 as u64 | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
+        cgroup: cgroup_fd.map_or(0, |fd| fd as u64),
         // With CLONE_PARENT the kernel wants 0 here and uses the caller's
         // own exit signal (SIGCHLD for our helper).
         exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
@@ -98,14 +100,14 @@ fn clone3(flags: CloneFlags) -> Result<i32> {
 /// namespace and come back, so a short-lived helper joins it and clones the
 /// child with CLONE_PARENT (it is our child all the same), reports its pid
 /// through a pipe and exits. Returns 0 in the child, like [`clone3`].
-fn clone3_in_user_ns(user_ns: &Path, flags: CloneFlags) -> Result<i32> {
+fn clone3_in_user_ns(user_ns: &Path, flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
     use std::io::{Read, Write};
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
-    let helper = clone3(CloneFlags::empty())?;
+    let helper = clone3(CloneFlags::empty(), None)?;
     if helper == 0 {
         drop(rd);
         let result = namespaces::join(LinuxNamespaceType::User, user_ns)
-            .and_then(|()| clone3(flags | CloneFlags::CLONE_PARENT));
+            .and_then(|()| clone3(flags | CloneFlags::CLONE_PARENT, cgroup_fd));
         if let Ok(0) = result {
             drop(wr);
             return Ok(0);
@@ -197,8 +199,10 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
         unshare_time(&config.spec)?;
     }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
-        Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(user_ns, flags)?,
-        _ => clone3(flags)?,
+        Some(user_ns) if config.kind == ChildKind::Init => {
+            clone3_in_user_ns(user_ns, flags, config.cgroup_entry.clone_into())?
+        }
+        _ => clone3(flags, config.cgroup_entry.clone_into())?,
     };
     if pid == 0 {
         drop(parent_end);
