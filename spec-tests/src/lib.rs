@@ -137,6 +137,24 @@ impl Bundle {
         assert!(out.status.success(), "ozz create: {}", stderr(&out));
     }
 
+    pub fn create_and_start(&self) {
+        self.create_ok();
+        let out = self.cmd("start", &[]);
+        assert!(out.status.success(), "ozz start: {}", stderr(&out));
+    }
+
+    /// Adds capabilities to the bounding, effective and permitted sets.
+    pub fn add_caps(&mut self, names: &[&str]) {
+        for set in ["bounding", "effective", "permitted"] {
+            let list = self.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap();
+            for n in names {
+                list.push(json!(n));
+            }
+        }
+    }
+
     pub fn cmd(&self, verb: &str, extra: &[&str]) -> Output {
         let mut args = vec![verb];
         args.extend_from_slice(extra);

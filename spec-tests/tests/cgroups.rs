@@ -316,10 +316,7 @@ fn device_rules_decide_access_to_a_node_made_in_the_container() {
     ];
     for (rules, can_open) in cases {
         let (mut b, out) = out_bundle("cg-dev-rules", script);
-        let caps = &mut b.config["process"]["capabilities"];
-        for set in ["bounding", "effective", "permitted"] {
-            caps[set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
-        }
+        b.add_caps(&["CAP_MKNOD"]);
         b.config["linux"]["resources"]["devices"] = rules.clone();
         b.create_ok();
         start_and_wait(&b);
@@ -379,8 +376,7 @@ fn cgroup_is_removed_after_a_failed_create() {
 fn exec_joins_the_containers_cgroup_and_limits() {
     let mut b = bundle("cg-exec", &["sleep", "100"]);
     b.config["linux"]["resources"]["pids"] = json!({"limit": 3});
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     // init + exec'd sh = 2 of 3: one background sleep fits, a second does not.
     let out = ozz(&[
         "exec",

@@ -360,8 +360,7 @@ fn real_time_signals_by_number_are_delivered() {
     let sig = (SIGRTMIN + 3).to_string();
     let script = format!("trap 'exit 0' {sig}; while :; do sleep 0.05; done");
     let b = bundle("rtsig", &["sh", "-c", &script]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(b.status(), "running");
     let out = ozz(&["kill", &b.id, &sig]);
@@ -664,8 +663,7 @@ fn paused_created_container_is_paused_and_deletable() {
 #[test]
 fn exec_failures_are_reported_in_one_line() {
     let b = bundle("exec-fail", &["sleep", "100"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     for (args, want) in [
         (vec!["no-such-program"], "no-such-program"),
         (vec!["/no/such/program"], "/no/such/program"),

@@ -76,8 +76,7 @@ fn delete_of_created_container_kills_its_init() {
 #[test]
 fn kill_and_the_phrases_callers_match() {
     let b = bundle("kill", &["sleep", "100"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = b.cmd("kill", &[]); // SIGTERM to a pid-1 sleep without a handler is ignored
     assert!(out.status.success());
     let out = ozz(&["kill", &b.id, "KILL"]);
@@ -156,8 +155,7 @@ fn list_shows_containers_as_table_and_json() {
 #[test]
 fn ps_lists_every_process_of_the_container() {
     let b = bundle("ps", &["sh", "-c", "sleep 100 & sleep 100 & wait"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let mut pids = Vec::new();
     for _ in 0..200 {
         let out = b.cmd("ps", &["--format", "json"]);
@@ -176,8 +174,7 @@ fn ps_lists_every_process_of_the_container() {
 #[test]
 fn pause_freezes_and_resume_thaws() {
     let b = bundle("pause", &["sh", "-c", "while true; do sleep 0.01; done"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = b.cmd("pause", &[]);
     assert!(out.status.success(), "pause: {}", stderr(&out));
     assert_eq!(b.status(), "paused");
@@ -206,8 +203,7 @@ fn pause_freezes_and_resume_thaws() {
 fn exec_runs_in_the_containers_namespaces() {
     let mut b = bundle("exec", &["sleep", "100"]);
     b.config["hostname"] = serde_json::json!("exec-host");
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = ozz(&[
         "exec",
         &b.id,
@@ -263,8 +259,7 @@ fn exec_runs_in_the_containers_namespaces() {
 #[test]
 fn exec_in_a_stopped_container_fails() {
     let b = bundle("exec-stopped", &["true"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     b.wait_status("stopped");
     let out = ozz(&["exec", &b.id, "true"]);
     assert!(!out.status.success());
@@ -296,8 +291,7 @@ fn run_detached_leaves_a_running_container() {
 #[test]
 fn delete_force_cleans_a_container_killed_from_outside() {
     let b = bundle("killed-outside", &["sleep", "100"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let pid = b.state()["pid"].as_i64().unwrap() as i32;
     unsafe_kill(pid);
     b.wait_status("stopped");

@@ -411,8 +411,7 @@ fn propagation_flags_and_host_mounts_made_after_start() {
             &["rbind", flag],
         );
     }
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let sub = h.path.join("sub");
     h.mount(&["-t", "tmpfs", "tmpfs"], &sub);
     std::fs::write(sub.join("marker"), "late\n").unwrap();
@@ -457,8 +456,7 @@ fn rootfs_propagation() {
         if let Some(p) = prop {
             b.config["linux"]["rootfsPropagation"] = json!(p);
         }
-        b.create_ok();
-        assert!(b.cmd("start", &[]).status.success());
+        b.create_and_start();
         containers.push((prop, b));
     }
     let sub = h.path.join("sub");
@@ -914,14 +912,8 @@ fn container_mounts_do_not_reach_the_host() {
         path(&h.path),
         &["rbind", "rshared"],
     );
-    for set in ["bounding", "effective", "permitted"] {
-        b.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_SYS_ADMIN"));
-    }
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.add_caps(&["CAP_SYS_ADMIN"]);
+    b.create_and_start();
     let mut mounted = false;
     for _ in 0..200 {
         let out = ozz(&["exec", &b.id, "cat", "/proc/self/mountinfo"]);
@@ -964,14 +956,8 @@ fn rshared_rootfs_propagation_is_bidirectional() {
         path(&h.path),
         &["rbind", "rshared"],
     );
-    for set in ["bounding", "effective", "permitted"] {
-        b.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_SYS_ADMIN"));
-    }
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.add_caps(&["CAP_SYS_ADMIN"]);
+    b.create_and_start();
     let marker = h.path.join("sub/from-container");
     for _ in 0..200 {
         if marker.exists() {

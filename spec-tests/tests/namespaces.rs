@@ -86,8 +86,7 @@ fn each_namespace_is_new_when_listed_and_shared_when_not() {
 fn joining_namespaces_by_path() {
     let mut a = bundle("ns-join-a", &["sleep", "100"]);
     a.config["hostname"] = json!("ozz-a");
-    a.create_ok();
-    assert!(a.cmd("start", &[]).status.success());
+    a.create_and_start();
     let pid = a.state()["pid"].as_i64().unwrap().to_string();
 
     let mut b = bundle(
@@ -305,8 +304,7 @@ fn exec_joins_the_containers_time_and_cgroup_namespaces() {
         &["pid", "network", "ipc", "uts", "mount", "cgroup", "time"],
     );
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 7200, "nanosecs": 0}});
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let pid = b.state()["pid"].as_i64().unwrap().to_string();
     let out = ozz(&[
         "exec",
@@ -346,8 +344,7 @@ fn joining_a_user_namespace_by_path() {
         &["pid", "network", "ipc", "uts", "mount", "cgroup", "user"],
     );
     map_users(&mut a, 400000);
-    a.create_ok();
-    assert!(a.cmd("start", &[]).status.success());
+    a.create_and_start();
     let pid = a.state()["pid"].as_i64().unwrap().to_string();
 
     let mut b = bundle(

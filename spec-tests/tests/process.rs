@@ -544,8 +544,7 @@ fn umask_defaults_to_0022_not_the_callers() {
 fn exec_env_does_not_leak_the_callers_environment() {
     let mut b = bundle("exec-env", &["sleep", "100"]);
     b.config["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = Command::new(ozz_bin())
         .arg("--root")
         .arg(state_root())
@@ -573,8 +572,7 @@ fn exec_user_caps_and_no_new_privs_reach_the_process() {
         "bounding": base, "effective": base, "permitted": base, "inheritable": [], "ambient": [],
     });
     b.config["process"]["noNewPrivileges"] = json!(false);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
 
     let out = ozz(&["exec", &b.id, "cat", "/proc/self/status"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -35,15 +35,6 @@ fn sh_bundle(tag: &str, script: &str) -> Bundle {
     b
 }
 
-fn add_cap(b: &mut Bundle, cap: &str) {
-    for set in ["bounding", "effective", "permitted"] {
-        b.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!(cap));
-    }
-}
-
 /// Runs the bundle; returns (exit code, stdout, stderr).
 fn run(b: &Bundle) -> (Option<i32>, String, String) {
     let out = b.run();
@@ -62,7 +53,7 @@ fn default_like_profile_runs_a_pipeline_and_refuses_unshare_and_mount() {
     // CAP_SYS_ADMIN is granted, so only seccomp can refuse unshare and mount:
     // the control run without the profile shows both succeed.
     let mut control = sh_bundle("sc-ctl", script);
-    add_cap(&mut control, "CAP_SYS_ADMIN");
+    control.add_caps(&["CAP_SYS_ADMIN"]);
     let (code, out, err) = run(&control);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
@@ -72,7 +63,7 @@ fn default_like_profile_runs_a_pipeline_and_refuses_unshare_and_mount() {
     assert_eq!(status_field(&out, "Seccomp").as_deref(), Some("0"), "{out}");
 
     let mut b = sh_bundle("sc-default", script);
-    add_cap(&mut b, "CAP_SYS_ADMIN");
+    b.add_caps(&["CAP_SYS_ADMIN"]);
     b.config["linux"]["seccomp"] = default_like();
     let (code, out, err) = run(&b);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -317,8 +308,7 @@ fn exec_runs_under_the_containers_filter() {
     b.config["process"]["args"] = json!(["sleep", "100"]);
     b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = ozz(&[
         "exec",
         &b.id,

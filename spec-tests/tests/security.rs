@@ -150,17 +150,6 @@ fn add_tmpfs(b: &mut Bundle, dest: &str) {
     }));
 }
 
-fn add_caps(b: &mut Bundle, names: &[&str]) {
-    for set in ["bounding", "effective", "permitted"] {
-        let list = b.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap();
-        for n in names {
-            list.push(json!(n));
-        }
-    }
-}
-
 /// The scanner of CVE-2019-5736: look for any process whose executable is
 /// not the container's busybox (that is the runtime) and try to open it for
 /// writing through /proc/PID/exe. Logs what it saw and any success.
@@ -181,7 +170,7 @@ done
 fn cve_2019_5736_runtime_binary_not_writable_during_exec() {
     let ozz = OzzCopy::new("scan");
     let mut b = bundle("cve-5736-scan", &["sh", "-c", EXE_SCANNER]);
-    add_caps(&mut b, &["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
+    b.add_caps(&["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
     add_tmpfs(&mut b, "/tmp");
     ozz.create_and_start(&b);
     for _ in 0..40 {
@@ -381,8 +370,7 @@ fn host_descriptors_do_not_reach_the_container() {
 
     // The same for `ozz exec`.
     let b = bundle("fds-exec", &["sleep", "100"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     let out = Command::new("sh")
         .arg("-c")
         .arg("exec 3</etc/hostname 4</etc/passwd 7</ 9</tmp; exec \"$0\" \"$@\"")
@@ -457,8 +445,7 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
     }
     // ozz exec --cwd with the same trick.
     let b = bundle("cwd-fd-exec", &["sleep", "100"]);
-    b.create_ok();
-    assert!(b.cmd("start", &[]).status.success());
+    b.create_and_start();
     for n in 3..=12 {
         let cwd = format!("/proc/self/fd/{n}");
         let out = ozz(&["exec", "--cwd", &cwd, &b.id, "sh", "-c", &script]);

@@ -37,6 +37,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // execCPUAffinity.initial holds while the process enters its cgroup
+    // (on v2 it is born there, so initial and the cgroup apply together).
+    let affinity = config.process.exec_cpu_affinity().as_ref();
+    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
+        process::set_cpu_affinity(initial)?;
+    }
     config.cgroup_entry.join_self()?;
 
     let state_json = match channel.recv()? {
@@ -274,14 +280,10 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     if let Some(scheduler) = process.scheduler() {
         process::set_scheduler(scheduler)?;
     }
-    if let Some(affinity) = process.exec_cpu_affinity().as_ref() {
-        if let Some(list) = affinity
-            .cpu_affinity_final()
-            .as_deref()
-            .or(affinity.initial().as_deref())
-        {
-            process::set_cpu_affinity(list)?;
-        }
+    // execCPUAffinity.final: the affinity once inside the cgroup.
+    let affinity = process.exec_cpu_affinity().as_ref();
+    if let Some(list) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        process::set_cpu_affinity(list)?;
     }
     if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         process::set_personality(&personality.domain())?;
