@@ -884,13 +884,6 @@ fn readonly_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// linux.sysctl is written by [`finish`], before /proc/sys becomes
-/// read-only; this later step has nothing left to do.
-// TODO(init.rs owner): drop the call in spawn/init.rs, then this function.
-pub fn apply_sysctl(_spec: &Spec) -> Result<()> {
-    Ok(())
-}
-
 /// Writes linux.sysctl through the container's /proc/sys.
 fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctl = spec

@@ -116,7 +116,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
-            let fifo = openstart_fifo(fifo_fd)?;
+            let fifo = open_exec_fifo(fifo_fd)?;
             let start_hooks = config
                 .spec
                 .hooks()
@@ -210,7 +210,6 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
     rootfs::enter(&config.rootfs, config.no_pivot)?;
     rootfs::finish(&config.spec)?;
-    rootfs::apply_sysctl(&config.spec)?;
     Ok(())
 }
 
@@ -360,7 +359,7 @@ fn close_inherited_fds(first: u32) -> Result<()> {
 }
 
 /// Blocks until `start` opens exec.fifo for reading.
-fn openstart_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
+fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/self/fd/{fifo_fd}"))
