@@ -187,9 +187,7 @@ pub fn remove(path: &Path) -> Result<()> {
         if !dir.exists() {
             continue;
         }
-        for pid in read_procs(&dir) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-        }
+        kill_all(&dir);
         // rmdir fails with EBUSY until the killed tasks are gone.
         let mut attempts = 0;
         loop {
@@ -206,6 +204,28 @@ pub fn remove(path: &Path) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// SIGKILL to every process of one cgroup directory: through cgroup.kill
+/// where the kernel has it (v2, 5.14+: atomic, even against a fork bomb),
+/// else one by one.
+fn kill_all(dir: &Path) {
+    let kill_file = dir.join("cgroup.kill");
+    if kill_file.exists() && std::fs::write(&kill_file, b"1").is_ok() {
+        return;
+    }
+    for pid in read_procs(dir) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+}
+
+/// `kill --all` with SIGKILL, and `delete --force`: every process of the
+/// container's cgroup.
+pub fn kill_every_process(path: &Path) -> Result<()> {
+    for dir in all_dirs(path)? {
+        kill_all(&dir);
     }
     Ok(())
 }

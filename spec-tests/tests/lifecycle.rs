@@ -345,3 +345,47 @@ fn socket_activation_fds_and_env_reach_the_container() {
     let fds: Vec<&str> = lines.collect();
     assert_eq!(fds, ["0", "1", "2", "3", "4"], "{text}");
 }
+
+/// Without a pid namespace the init's death does not take the others with
+/// it: `kill --all` must reach every process of the cgroup.
+#[test]
+fn kill_all_reaches_every_process_of_the_cgroup() {
+    for signal in ["KILL", "TERM"] {
+        let mut b = bundle(
+            "kill-all",
+            &["sh", "-c", "sleep 100 & sleep 100 & sleep 100 & wait"],
+        );
+        let namespaces = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "pid");
+        b.create_and_start();
+        let mut pids = Vec::new();
+        for _ in 0..200 {
+            pids = serde_json::from_slice::<Vec<i64>>(&b.cmd("ps", &["--format", "json"]).stdout)
+                .unwrap();
+            if pids.len() == 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(pids.len(), 4, "{pids:?}");
+        let out = ozz(&["kill", "--all", &b.id, signal]);
+        assert!(
+            out.status.success(),
+            "kill --all {signal}: {}",
+            stderr(&out)
+        );
+        for _ in 0..300 {
+            if pids.iter().all(|p| process_gone(*p)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for pid in &pids {
+            assert!(
+                process_gone(*pid),
+                "{signal}: pid {pid} survived kill --all"
+            );
+        }
+        b.wait_status("stopped");
+    }
+}

@@ -42,9 +42,7 @@ fn kill_and_wait(state: &ContainerState) -> Result<()> {
         nix::unistd::Pid::from_raw(state.pid),
         nix::sys::signal::SIGKILL,
     );
-    for pid in cgroups::pids(&state.cgroup_path).unwrap_or_default() {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-    }
+    let _ = cgroups::kill_every_process(&state.cgroup_path);
     // A v1-frozen task only dies once thawed; thaw after the signal is
     // queued so nothing runs user code in between.
     if cgroups::is_frozen(&state.cgroup_path) {

@@ -20,6 +20,9 @@ pub fn run(root: &Path, args: &KillArgs) -> Result<()> {
         return Err(RuntimeError::NotRunning.into());
     }
     if args.all {
+        if signal == libc::SIGKILL {
+            return cgroups::kill_every_process(&state.cgroup_path);
+        }
         let pids = cgroups::pids(&state.cgroup_path)?;
         for pid in pids {
             let _ = send(pid, signal);
