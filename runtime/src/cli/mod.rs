@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
@@ -103,6 +104,8 @@ pub enum Command {
     Features,
     /// Change the resource limits of a running container
     Update(UpdateArgs),
+    /// Print stats and OOM events of a container as JSON lines
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -295,4 +298,15 @@ pub struct UpdateArgs {
     /// Intel RDT/MBA memory bandwidth schema (refused: no RDT support)
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Interval between stats events (Go duration: 5s, 500ms, 1m30s)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Print one stats event and exit
+    #[arg(long)]
+    pub stats: bool,
 }
