@@ -85,8 +85,15 @@ fn has_memsw(b: &Bundle) -> bool {
 fn memory_update_reaches_the_kernel_and_the_container_keeps_running() {
     let mut b = bundle("up-mem", &["sleep", "1000"]);
     b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    // A device outside the default rules (/dev/kmsg, 1:11, writable
+    // without capabilities): allowed only through the bundle's own rules.
+    b.config["linux"]["devices"] = json!([{"path": "/dev/ozz-kmsg", "type": "c",
+        "major": 1, "minor": 11, "fileMode": 438, "uid": 0, "gid": 0}]);
     b.create_and_start();
     let before = pid(&b);
+    let kmsg = "echo ozz-update-test > /dev/ozz-kmsg";
+    let out = ozz(&["exec", &b.id, "sh", "-c", kmsg]);
+    assert!(out.status.success(), "kmsg before: {}", stderr(&out));
     let limit = cg_file(&b, "memory", "memory.limit_in_bytes", "memory.max");
     assert_eq!(read(&limit), (32u64 << 20).to_string());
 
@@ -105,6 +112,10 @@ fn memory_update_reaches_the_kernel_and_the_container_keeps_running() {
     assert_eq!(pid(&b), before, "the init changed");
     assert_eq!(b.status(), "running");
     assert!(!process_gone(before));
+    // The device rules were re-applied as create made them (on v2 a new
+    // eBPF program replaces the old one): the bundle's device still opens.
+    let out = ozz(&["exec", &b.id, "sh", "-c", kmsg]);
+    assert!(out.status.success(), "device rule lost: {}", stderr(&out));
     let memory = &stored(&b)["config"]["linux"]["resources"]["memory"];
     assert_eq!(memory["limit"], json!(64 << 20), "{memory}");
     assert_eq!(memory["swap"], json!(128 << 20), "{memory}");
