@@ -317,6 +317,21 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     Ok(resources)
 }
 
+/// How many processes of the cgroup the kernel's OOM killer has killed:
+/// `oom_kill` of memory.events (v2) or memory.oom_control (v1). None when
+/// the file is gone or the kernel does not count.
+pub fn oom_kill_count(path: &Path) -> Option<u64> {
+    let file = if is_v2() {
+        controller_dir("", path).join("memory.events")
+    } else {
+        controller_dir("memory", path).join("memory.oom_control")
+    };
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        (key == "oom_kill").then(|| value.trim().parse().ok())?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

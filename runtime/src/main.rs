@@ -86,5 +86,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Resume(args) => cli::pause::resume(&root, &args.id).map(|_| 0),
         Command::Spec(args) => cli::spec::run(&args).map(|_| 0),
         Command::Features => cli::features::run().map(|_| 0),
+        Command::Update(args) => cli::update::run(&root, &args).map(|_| 0),
+        Command::Events(args) => cli::events::run(&root, &args).map(|_| 0),
     }
 }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
@@ -17,6 +18,7 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod update;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,6 +102,10 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features this runtime really supports, as JSON
     Features,
+    /// Change the resource limits of a running container
+    Update(UpdateArgs),
+    /// Print stats and OOM events of a container as JSON lines
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -230,4 +236,77 @@ pub struct SpecArgs {
     pub rootless: bool,
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// File holding an OCI LinuxResources object, or '-' for stdin; every other flag is then ignored
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// Per-cgroup block I/O weight (10 to 1000)
+    #[arg(long = "blkio-weight", allow_negative_numbers = true)]
+    pub blkio_weight: Option<i64>,
+    /// CPU CFS period (µs)
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// CPU CFS quota (µs per period; -1 for none)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS burst (µs)
+    #[arg(long = "cpu-burst", allow_hyphen_values = true)]
+    pub cpu_burst: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", allow_hyphen_values = true)]
+    pub cpu_share: Option<String>,
+    /// CPU realtime period (µs)
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime runtime (µs per period)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// SCHED_IDLE for the cgroup (1) or not (0)
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    pub cpu_idle: Option<String>,
+    /// CPUs to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Obsolete: accepted and ignored with a warning, as runc does
+    #[arg(long = "kernel-memory", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete: accepted and ignored with a warning, as runc does
+    #[arg(long = "kernel-memory-tcp", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1 for none)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT/CAT L3 cache schema (refused: no RDT support)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema (refused: no RDT support)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Interval between stats events (Go duration: 5s, 500ms, 1m30s)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Print one stats event and exit
+    #[arg(long)]
+    pub stats: bool,
 }
