@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec test-v2 lint demo bench clean
+.PHONY: all build deps test unit spec test-v2 lint demo bench clean e2e-podman
 
 all: build
 
@@ -33,6 +33,11 @@ spec: build
 # The suites that touch cgroups, again inside a pure cgroup v2 guest (qemu TCG).
 test-v2: build
 	OZZ_BIN=$(OZZ) hack/test-v2
+
+# podman (with conmon) runs its containers on ozz, each check compared with
+# runc. Not part of `make test`; see docs/podman.md.
+e2e-podman: build
+	hack/e2e-podman --ozz $(OZZ)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -7,17 +7,29 @@ use anyhow::{bail, Result};
 
 use crate::cgroups;
 use crate::cli::DeleteArgs;
+use crate::errors::RuntimeError;
 use crate::hooks;
 use crate::state::{ContainerDir, ContainerState, Status};
 
 pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
     let dir = match ContainerDir::open(root, &args.id) {
         Ok(dir) => dir,
-        // A half-created container (no state.json yet) can still be forced away.
-        Err(err) if args.force && root.join(&args.id).is_dir() => {
-            crate::state::validate_id(&args.id)?;
-            let _ = std::fs::remove_dir_all(root.join(&args.id));
-            return Err(err);
+        // A half-created container (no state.json yet) can still be forced
+        // away, and like runc, `delete --force` of a container that does not
+        // exist succeeds: podman calls it to clean up after a failed create
+        // and would otherwise print "container ... does not exist" over the
+        // real error.
+        Err(err)
+            if args.force
+                && matches!(
+                    err.downcast_ref::<RuntimeError>(),
+                    Some(RuntimeError::NotExist(_))
+                ) =>
+        {
+            if root.join(&args.id).is_dir() {
+                let _ = std::fs::remove_dir_all(root.join(&args.id));
+            }
+            return Ok(());
         }
         Err(err) => return Err(err),
     };
