@@ -479,3 +479,52 @@ pub fn ns_link(pid: &str, name: &str) -> String {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+// ---- cgroup helpers shared by the cgroups, update and events suites ----
+
+/// A bundle running `sh -c script`, with a host directory bind-mounted at
+/// /out (returned) for results.
+pub fn out_bundle(tag: &str, script: &str) -> (Bundle, PathBuf) {
+    let mut b = bundle(tag, &["sh", "-c", script]);
+    let out = b.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/out", "type": "bind",
+        "source": out.to_str().unwrap(), "options": ["rbind", "rw"]}));
+    (b, out)
+}
+
+/// A file's content without surrounding white space; panics naming the file.
+pub fn read_trimmed(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The value after `key ` in a flat-keyed file (memory.events, cpu.stat …).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The cgroup file of `v1` in `controller` (v1) or `v2` (v2).
+pub fn cg_file(b: &Bundle, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    if is_cgroup_v2() {
+        b.cgroup_dir("").join(v2)
+    } else {
+        b.cgroup_dir(controller).join(v1)
+    }
+}
+
+/// crun's and runc's shares -> cpu.weight mapping: a parabola in log2(shares)
+/// through (2, 1), (1024, 100) and (262144, 10000), rounded up.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
+}

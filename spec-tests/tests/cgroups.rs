@@ -2,7 +2,7 @@
 //! the container's processes (v1 here, v2-aware), device rules with runc's
 //! semantics, and the cgroup removed on delete and after a failed create.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 use spec_tests::*;
@@ -11,44 +11,14 @@ const CONTROLLERS: [&str; 7] = [
     "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio",
 ];
 
-/// A bundle running `sh -c script`, with a host directory bind-mounted at
-/// /out (returned) for results and a tmpfs on /tmp.
-fn out_bundle(tag: &str, script: &str) -> (Bundle, PathBuf) {
-    let mut b = bundle(tag, &["sh", "-c", script]);
-    let out = b.dir.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let mounts = b.config["mounts"].as_array_mut().unwrap();
-    mounts.push(json!({"destination": "/out", "type": "bind",
-        "source": out.to_str().unwrap(), "options": ["rbind", "rw"]}));
-    mounts.push(
+/// [`out_bundle`] with a tmpfs on /tmp.
+fn out_bundle_with_tmp(tag: &str, script: &str) -> (Bundle, PathBuf) {
+    let (mut b, out) = out_bundle(tag, script);
+    b.config["mounts"].as_array_mut().unwrap().push(
         json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "mode=1777"]}),
     );
     (b, out)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
-}
-
-/// The value after `key ` in a flat-keyed file (memory.events, cpu.stat …).
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
-/// The cgroup file of `v1` in `controller` (v1) or `v2` (v2).
-fn cg_file(b: &Bundle, controller: &str, v1: &str, v2: &str) -> PathBuf {
-    if is_cgroup_v2() {
-        b.cgroup_dir("").join(v2)
-    } else {
-        b.cgroup_dir(controller).join(v1)
-    }
 }
 
 fn start_and_wait(b: &Bundle) {
@@ -72,21 +42,21 @@ fn assert_no_cgroup(b: &Bundle) {
 fn memory_limit_is_written_and_oom_kills() {
     let limit: u64 = 16 << 20;
     // Holds 64 MiB in a shell variable: far beyond the limit.
-    let (mut b, out) = out_bundle(
+    let (mut b, out) = out_bundle_with_tmp(
         "cg-mem",
         "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x} > /out/r",
     );
     b.config["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit});
     b.create_ok();
     let limit_file = cg_file(&b, "memory", "memory.limit_in_bytes", "memory.max");
-    assert_eq!(read(&limit_file), limit.to_string());
+    assert_eq!(read_trimmed(&limit_file), limit.to_string());
     if !is_cgroup_v2()
         && b.cgroup_dir("memory")
             .join("memory.memsw.limit_in_bytes")
             .exists()
     {
         let memsw = b.cgroup_dir("memory").join("memory.memsw.limit_in_bytes");
-        assert_eq!(read(&memsw), limit.to_string());
+        assert_eq!(read_trimmed(&memsw), limit.to_string());
     }
     start_and_wait(&b);
     assert!(
@@ -95,10 +65,13 @@ fn memory_limit_is_written_and_oom_kills() {
         std::fs::read_to_string(out.join("r"))
     );
     let oom_kills = if is_cgroup_v2() {
-        keyed(&read(&b.cgroup_dir("").join("memory.events")), "oom_kill")
+        keyed(
+            &read_trimmed(&b.cgroup_dir("").join("memory.events")),
+            "oom_kill",
+        )
     } else {
         keyed(
-            &read(&b.cgroup_dir("memory").join("memory.oom_control")),
+            &read_trimmed(&b.cgroup_dir("memory").join("memory.oom_control")),
             "oom_kill",
         )
     };
@@ -109,10 +82,10 @@ fn memory_limit_is_written_and_oom_kills() {
     // The usage reached the ceiling (memory.failcnt is not a witness: recent
     // kernels no longer count it for v1 memory).
     if is_cgroup_v2() {
-        let events = read(&b.cgroup_dir("").join("memory.events"));
+        let events = read_trimmed(&b.cgroup_dir("").join("memory.events"));
         assert!(keyed(&events, "max").unwrap_or(0) >= 1, "{events}");
     } else {
-        let peak = read(&b.cgroup_dir("memory").join("memory.max_usage_in_bytes"));
+        let peak = read_trimmed(&b.cgroup_dir("memory").join("memory.max_usage_in_bytes"));
         assert_eq!(peak, limit.to_string());
     }
 }
@@ -122,28 +95,31 @@ fn pids_limit_is_written_and_stops_forks() {
     // pid 1 (sh) + the inner sh + 3 sleeps make 5: the 4th sleep cannot be
     // forked, and busybox sh gives up with "can't fork". Counting /proc
     // entries afterwards uses no fork.
-    let (mut b, out) = out_bundle(
+    let (mut b, out) = out_bundle_with_tmp(
         "cg-pids",
         "sh -c 'for i in $(seq 20); do sleep 2 & done' 2>/out/err; echo $? > /out/rc; \
          n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n > /out/n",
     );
     b.config["linux"]["resources"]["pids"] = json!({"limit": 5});
     b.create_ok();
-    assert_eq!(read(&cg_file(&b, "pids", "pids.max", "pids.max")), "5");
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "5"
+    );
     start_and_wait(&b);
-    let err = read(&out.join("err"));
+    let err = read_trimmed(&out.join("err"));
     assert!(err.contains("can't fork"), "no fork failed: {err:?}");
-    assert_ne!(read(&out.join("rc")), "0");
-    assert_eq!(read(&out.join("n")), "4", "pid 1 + 3 sleeps");
+    assert_ne!(read_trimmed(&out.join("rc")), "0");
+    assert_eq!(read_trimmed(&out.join("n")), "4", "pid 1 + 3 sleeps");
     let events = cg_file(&b, "pids", "pids.events", "pids.events");
     if events.exists() {
-        assert!(keyed(&read(&events), "max").unwrap_or(0) >= 1);
+        assert!(keyed(&read_trimmed(&events), "max").unwrap_or(0) >= 1);
     }
 }
 
 #[test]
 fn cpu_shares_and_quota_are_written_and_throttle() {
-    let (mut b, out) = out_bundle(
+    let (mut b, out) = out_bundle_with_tmp(
         "cg-cpu",
         "timeout 1 sh -c 'while :; do :; done'; echo $? > /out/rc",
     );
@@ -151,22 +127,25 @@ fn cpu_shares_and_quota_are_written_and_throttle() {
         json!({"shares": 512, "quota": 20000, "period": 100000});
     b.create_ok();
     if is_cgroup_v2() {
-        assert_eq!(read(&b.cgroup_dir("").join("cpu.max")), "20000 100000");
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("").join("cpu.max")),
+            "20000 100000"
+        );
         // The quadratic conversion runc and crun use (shares 2 -> 1, 1024
         // -> 100, 262144 -> 10000); for 512 it gives 59.
         assert_eq!(
-            read(&b.cgroup_dir("").join("cpu.weight")),
+            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
             shares_to_weight(512).to_string()
         );
     } else {
         let dir = b.cgroup_dir("cpu");
-        assert_eq!(read(&dir.join("cpu.shares")), "512");
-        assert_eq!(read(&dir.join("cpu.cfs_quota_us")), "20000");
-        assert_eq!(read(&dir.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read_trimmed(&dir.join("cpu.shares")), "512");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_quota_us")), "20000");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_period_us")), "100000");
     }
     start_and_wait(&b);
     assert!(out.join("rc").exists(), "the busy loop never ended");
-    let stat = read(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));
+    let stat = read_trimmed(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));
     let throttled = keyed(&stat, "nr_throttled").unwrap();
     assert!(
         throttled > 0,
@@ -178,7 +157,7 @@ fn cpu_shares_and_quota_are_written_and_throttle() {
 fn cpuset_cpus_and_mems_are_written_and_bind_the_process() {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let last = (ncpu - 1).to_string();
-    let (mut b, out) = out_bundle(
+    let (mut b, out) = out_bundle_with_tmp(
         "cg-cpuset",
         "grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status > /out/status",
     );
@@ -186,10 +165,10 @@ fn cpuset_cpus_and_mems_are_written_and_bind_the_process() {
     b.create_ok();
     let cpus = cg_file(&b, "cpuset", "cpuset.cpus", "cpuset.cpus");
     let mems = cg_file(&b, "cpuset", "cpuset.mems", "cpuset.mems");
-    assert_eq!(read(&cpus), last);
-    assert_eq!(read(&mems), "0");
+    assert_eq!(read_trimmed(&cpus), last);
+    assert_eq!(read_trimmed(&mems), "0");
     start_and_wait(&b);
-    let status = read(&out.join("status"));
+    let status = read_trimmed(&out.join("status"));
     assert_eq!(
         status_field(&status, "Cpus_allowed_list").as_deref(),
         Some(last.as_str()),
@@ -241,7 +220,7 @@ fn blkio_weight_and_throttle() {
         }
     }
     b.create_ok();
-    let throttle = read(&cg_file(
+    let throttle = read_trimmed(&cg_file(
         &b,
         "blkio",
         "blkio.throttle.read_bps_device",
@@ -257,7 +236,7 @@ fn blkio_weight_and_throttle() {
         "{name}: {throttle:?} lacks {want:?}"
     );
     if let Some(file) = weight_file {
-        let text = read(&cg_file(&b, "blkio", file, file));
+        let text = read_trimmed(&cg_file(&b, "blkio", file, file));
         assert!(
             text.contains("300") || text.contains("default 300"),
             "{file}: {text}"
@@ -272,7 +251,7 @@ fn blkio_weight_and_throttle() {
 fn linux_devices_stay_accessible_after_a_deny_rule_as_in_runc() {
     // runc appends an allow rule for every linux.devices entry after the
     // bundle's rules, so an earlier deny of the same device does not bite.
-    let (mut b, out) = out_bundle(
+    let (mut b, out) = out_bundle_with_tmp(
         "cg-dev-listed",
         "(exec 3>/dev/kmsg && echo opened) > /out/r 2>&1; \
          (echo x > /dev/full) 2>> /out/r; head -c 3 /dev/zero | wc -c >> /out/r",
@@ -285,12 +264,12 @@ fn linux_devices_stay_accessible_after_a_deny_rule_as_in_runc() {
     ]);
     b.create_ok();
     if !is_cgroup_v2() {
-        let list = read(&b.cgroup_dir("devices").join("devices.list"));
+        let list = read_trimmed(&b.cgroup_dir("devices").join("devices.list"));
         assert!(list.lines().any(|l| l == "c 1:11 rwm"), "{list}");
         assert!(!list.contains("a *:* rwm"), "{list}");
     }
     start_and_wait(&b);
-    let r = read(&out.join("r"));
+    let r = read_trimmed(&out.join("r"));
     let lines: Vec<&str> = r.lines().collect();
     assert_eq!(lines[0], "opened", "{r}");
     // /dev/full is among the default allows: open works, write gets ENOSPC.
@@ -315,12 +294,12 @@ fn device_rules_decide_access_to_a_node_made_in_the_container() {
         (json!([deny_all, deny("w"), allow("rw")]), true),
     ];
     for (rules, can_open) in cases {
-        let (mut b, out) = out_bundle("cg-dev-rules", script);
+        let (mut b, out) = out_bundle_with_tmp("cg-dev-rules", script);
         b.add_caps(&["CAP_MKNOD"]);
         b.config["linux"]["resources"]["devices"] = rules.clone();
         b.create_ok();
         start_and_wait(&b);
-        let r = read(&out.join("r"));
+        let r = read_trimmed(&out.join("r"));
         assert!(r.starts_with("made"), "{rules}: {r}");
         assert_eq!(r.contains("opened"), can_open, "{rules}: {r}");
         assert_eq!(
@@ -339,12 +318,12 @@ fn cgroup_is_removed_on_delete() {
     let pid = b.state()["pid"].to_string();
     let procs = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
     assert!(
-        read(&procs).lines().any(|l| l == pid),
+        read_trimmed(&procs).lines().any(|l| l == pid),
         "init not in its cgroup"
     );
     if !is_cgroup_v2() {
         for ctrl in ["memory", "cpu", "devices", "freezer"] {
-            let procs = read(&b.cgroup_dir(ctrl).join("cgroup.procs"));
+            let procs = read_trimmed(&b.cgroup_dir(ctrl).join("cgroup.procs"));
             assert!(procs.lines().any(|l| l == pid), "{ctrl}: {procs}");
         }
     }
@@ -406,7 +385,7 @@ fn exec_joins_the_containers_cgroup_and_limits() {
     let procs = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
     let mut count = 0;
     for _ in 0..200 {
-        count = read(&procs).lines().count();
+        count = read_trimmed(&procs).lines().count();
         if count == 2 {
             break;
         }
@@ -425,17 +404,17 @@ fn memory_reservation_and_swappiness_are_written() {
     b.create_ok();
     if is_cgroup_v2() {
         assert_eq!(
-            read(&b.cgroup_dir("").join("memory.low")),
+            read_trimmed(&b.cgroup_dir("").join("memory.low")),
             (8u64 << 20).to_string()
         );
         println!("SKIP swappiness: cgroup v2 has no memory.swappiness");
     } else {
         let dir = b.cgroup_dir("memory");
         assert_eq!(
-            read(&dir.join("memory.soft_limit_in_bytes")),
+            read_trimmed(&dir.join("memory.soft_limit_in_bytes")),
             (8u64 << 20).to_string()
         );
-        assert_eq!(read(&dir.join("memory.swappiness")), "10");
+        assert_eq!(read_trimmed(&dir.join("memory.swappiness")), "10");
     }
 }
 
@@ -473,18 +452,10 @@ fn unified_resources_are_written_on_v2_and_refused_on_v1() {
     b.config["linux"]["resources"]["unified"] = json!({"pids.max": "7"});
     if is_cgroup_v2() {
         b.create_ok();
-        assert_eq!(read(&b.cgroup_dir("").join("pids.max")), "7");
+        assert_eq!(read_trimmed(&b.cgroup_dir("").join("pids.max")), "7");
     } else {
         assert_create_refused(&b, "cannot use unified on cgroup v1");
     }
-}
-
-/// crun's and runc's shares -> cpu.weight mapping: a parabola in log2(shares)
-/// through (2, 1), (1024, 100) and (262144, 10000), rounded up.
-fn shares_to_weight(shares: u64) -> u64 {
-    let l = (shares as f64).log2();
-    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-    10f64.powf(exponent).ceil() as u64
 }
 
 #[test]

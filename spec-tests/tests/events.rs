@@ -12,18 +12,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use spec_tests::*;
 
-fn out_bundle(tag: &str, script: &str) -> (Bundle, PathBuf) {
-    let mut b = bundle(tag, &["sh", "-c", script]);
-    let out = b.dir.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"destination": "/out", "type": "bind",
-        "source": out.to_str().unwrap(), "options": ["rbind", "rw"]}));
-    (b, out)
-}
-
 fn procs_file(b: &Bundle) -> PathBuf {
     if is_cgroup_v2() {
         b.cgroup_dir("").join("cgroup.procs")

@@ -4,47 +4,11 @@
 //! values (one line, nothing changed). v1 here, v2 in hack/test-v2.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use spec_tests::*;
-
-/// A bundle running `sh -c script`, with a host directory bind-mounted at
-/// /out (returned) for results.
-fn out_bundle(tag: &str, script: &str) -> (Bundle, PathBuf) {
-    let mut b = bundle(tag, &["sh", "-c", script]);
-    let out = b.dir.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"destination": "/out", "type": "bind",
-        "source": out.to_str().unwrap(), "options": ["rbind", "rw"]}));
-    (b, out)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
-}
-
-fn cg_file(b: &Bundle, controller: &str, v1: &str, v2: &str) -> PathBuf {
-    if is_cgroup_v2() {
-        b.cgroup_dir("").join(v2)
-    } else {
-        b.cgroup_dir(controller).join(v1)
-    }
-}
-
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
-}
 
 fn pid(b: &Bundle) -> i64 {
     b.state()["pid"].as_i64().unwrap()
@@ -95,19 +59,19 @@ fn memory_update_reaches_the_kernel_and_the_container_keeps_running() {
     let out = ozz(&["exec", &b.id, "sh", "-c", kmsg]);
     assert!(out.status.success(), "kmsg before: {}", stderr(&out));
     let limit = cg_file(&b, "memory", "memory.limit_in_bytes", "memory.max");
-    assert_eq!(read(&limit), (32u64 << 20).to_string());
+    assert_eq!(read_trimmed(&limit), (32u64 << 20).to_string());
 
     update_ok(&b, &["--memory", "64m", "--memory-swap", "128M"]);
-    assert_eq!(read(&limit), (64u64 << 20).to_string());
+    assert_eq!(read_trimmed(&limit), (64u64 << 20).to_string());
     if is_cgroup_v2() {
         // OCI swap is memory+swap; v2's memory.swap.max is swap alone.
         let swap = b.cgroup_dir("").join("memory.swap.max");
         if swap.exists() {
-            assert_eq!(read(&swap), (64u64 << 20).to_string());
+            assert_eq!(read_trimmed(&swap), (64u64 << 20).to_string());
         }
     } else if has_memsw(&b) {
         let memsw = b.cgroup_dir("memory").join("memory.memsw.limit_in_bytes");
-        assert_eq!(read(&memsw), (128u64 << 20).to_string());
+        assert_eq!(read_trimmed(&memsw), (128u64 << 20).to_string());
     }
     assert_eq!(pid(&b), before, "the init changed");
     assert_eq!(b.status(), "running");
@@ -122,7 +86,7 @@ fn memory_update_reaches_the_kernel_and_the_container_keeps_running() {
 
     // -1 lifts the limit (and swap with it, as runc).
     update_ok(&b, &["--memory", "-1"]);
-    let unlimited = read(&limit);
+    let unlimited = read_trimmed(&limit);
     if is_cgroup_v2() {
         assert_eq!(unlimited, "max");
     } else {
@@ -156,7 +120,7 @@ fn resources_from_stdin_are_applied_and_stored() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "update -r -: {}", stderr(&out));
     assert_eq!(
-        read(&cg_file(
+        read_trimmed(&cg_file(
             &b,
             "memory",
             "memory.limit_in_bytes",
@@ -164,7 +128,10 @@ fn resources_from_stdin_are_applied_and_stored() {
         )),
         (48u64 << 20).to_string()
     );
-    assert_eq!(read(&cg_file(&b, "pids", "pids.max", "pids.max")), "42");
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "42"
+    );
     let stored = &stored(&b)["config"]["linux"]["resources"];
     assert_eq!(stored["pids"]["limit"], json!(42));
     assert_eq!(stored["memory"]["limit"], json!(48 << 20));
@@ -173,7 +140,10 @@ fn resources_from_stdin_are_applied_and_stored() {
     let file = b.dir.join("resources.json");
     std::fs::write(&file, json!({"pids": {"limit": 7}}).to_string()).unwrap();
     update_ok(&b, &["--resources", file.to_str().unwrap()]);
-    assert_eq!(read(&cg_file(&b, "pids", "pids.max", "pids.max")), "7");
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "7"
+    );
     // The earlier memory update survived the merge.
     assert_eq!(
         stored_limit(&b),
@@ -199,19 +169,16 @@ fn pids_limit_update_stops_forks_inside() {
     b.config["linux"]["resources"]["pids"] = json!({"limit": 100});
     b.create_and_start();
     update_ok(&b, &["--pids-limit", "5"]);
-    assert_eq!(read(&cg_file(&b, "pids", "pids.max", "pids.max")), "5");
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "5"
+    );
     std::fs::write(out.join("go"), "").unwrap();
     b.wait_status("stopped");
-    let err = read(&out.join("err"));
+    let err = read_trimmed(&out.join("err"));
     assert!(err.contains("can't fork"), "no fork failed: {err:?}");
-    assert_ne!(read(&out.join("rc")), "0");
-    assert_eq!(read(&out.join("n")), "4", "pid 1 + 3 sleeps");
-}
-
-fn shares_to_weight(shares: u64) -> u64 {
-    let l = (shares as f64).log2();
-    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-    10f64.powf(exponent).ceil() as u64
+    assert_ne!(read_trimmed(&out.join("rc")), "0");
+    assert_eq!(read_trimmed(&out.join("n")), "4", "pid 1 + 3 sleeps");
 }
 
 #[test]
@@ -230,16 +197,19 @@ fn cpu_update_writes_quota_period_shares_and_throttles() {
         ],
     );
     if is_cgroup_v2() {
-        assert_eq!(read(&b.cgroup_dir("").join("cpu.max")), "20000 100000");
         assert_eq!(
-            read(&b.cgroup_dir("").join("cpu.weight")),
+            read_trimmed(&b.cgroup_dir("").join("cpu.max")),
+            "20000 100000"
+        );
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
             shares_to_weight(256).to_string()
         );
     } else {
         let dir = b.cgroup_dir("cpu");
-        assert_eq!(read(&dir.join("cpu.cfs_quota_us")), "20000");
-        assert_eq!(read(&dir.join("cpu.cfs_period_us")), "100000");
-        assert_eq!(read(&dir.join("cpu.shares")), "256");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_quota_us")), "20000");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read_trimmed(&dir.join("cpu.shares")), "256");
     }
     // A busy loop exec'd into the container is throttled by the new quota.
     let out = ozz(&[
@@ -252,7 +222,7 @@ fn cpu_update_writes_quota_period_shares_and_throttles() {
         "while :; do :; done",
     ]);
     assert_ne!(out.status.code(), None, "exec: {}", stderr(&out));
-    let stat = read(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));
+    let stat = read_trimmed(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));
     assert!(
         keyed(&stat, "nr_throttled").unwrap_or(0) > 0,
         "never throttled: {stat}"
@@ -270,14 +240,14 @@ fn cpuset_update_rebinds_the_running_init() {
     b.create_and_start();
     update_ok(&b, &["--cpuset-cpus", &last, "--cpuset-mems", "0"]);
     assert_eq!(
-        read(&cg_file(&b, "cpuset", "cpuset.cpus", "cpuset.cpus")),
+        read_trimmed(&cg_file(&b, "cpuset", "cpuset.cpus", "cpuset.cpus")),
         last
     );
     assert_eq!(
-        read(&cg_file(&b, "cpuset", "cpuset.mems", "cpuset.mems")),
+        read_trimmed(&cg_file(&b, "cpuset", "cpuset.mems", "cpuset.mems")),
         "0"
     );
-    let status = read(Path::new(&format!("/proc/{}/status", pid(&b))));
+    let status = read_trimmed(Path::new(&format!("/proc/{}/status", pid(&b))));
     assert_eq!(
         status_field(&status, "Cpus_allowed_list").as_deref(),
         Some(last.as_str()),
@@ -328,8 +298,8 @@ fn bad_values_fail_with_one_line_and_change_nothing() {
     for (flags, phrase) in cases {
         let err = update_fails(&b, flags);
         assert!(err.contains(phrase), "{flags:?}: {err}");
-        assert_eq!(read(&limit), (32u64 << 20).to_string(), "{flags:?}");
-        assert_eq!(read(&pids), "50", "{flags:?}");
+        assert_eq!(read_trimmed(&limit), (32u64 << 20).to_string(), "{flags:?}");
+        assert_eq!(read_trimmed(&pids), "50", "{flags:?}");
         assert_eq!(
             std::fs::read(&state_file).unwrap(),
             before,
