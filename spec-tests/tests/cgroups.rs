@@ -97,7 +97,7 @@ fn pids_limit_is_written_and_stops_forks() {
     // entries afterwards uses no fork.
     let (mut b, out) = out_bundle_with_tmp(
         "cg-pids",
-        "sh -c 'for i in $(seq 20); do sleep 2 & done' 2>/out/err; echo $? > /out/rc; \
+        "sh -c 'for i in $(seq 20); do sleep 30 & done' 2>/out/err; echo $? > /out/rc; \
          n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n > /out/n",
     );
     b.config["linux"]["resources"]["pids"] = json!({"limit": 5});

@@ -28,7 +28,12 @@ fn run_reports_death_by_signal_as_128_plus_n() {
 
 #[test]
 fn create_start_state_delete() {
-    let b = bundle("cycle", &["sh", "-c", "sleep 0.3"]);
+    // Runs until told to stop: a SIGTERM handler makes the shell (pid 1 of
+    // its namespace) exit 0, so no timing decides when it stops.
+    let b = bundle(
+        "cycle",
+        &["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"],
+    );
     b.create_ok();
     let st = b.state();
     assert_eq!(st["status"], "created");
@@ -53,6 +58,8 @@ fn create_start_state_delete() {
         !out.status.success(),
         "delete of a running container must fail"
     );
+    let out = ozz(&["kill", &b.id, "TERM"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
     b.wait_status("stopped");
     assert_eq!(b.state()["pid"], 0);
     let out = b.cmd("delete", &[]);

@@ -163,7 +163,7 @@ fn pids_limit_update_stops_forks_inside() {
     let (mut b, out) = out_bundle(
         "up-pids",
         "while [ ! -e /out/go ]; do sleep 0.1; done; \
-         sh -c 'for i in $(seq 20); do sleep 2 & done' 2>/out/err; echo $? > /out/rc; \
+         sh -c 'for i in $(seq 20); do sleep 30 & done' 2>/out/err; echo $? > /out/rc; \
          n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n > /out/n",
     );
     b.config["linux"]["resources"]["pids"] = json!({"limit": 100});
