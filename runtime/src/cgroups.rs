@@ -143,33 +143,35 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
     Ok(())
 }
 
-/// why: runc refuses, under memory.checkBeforeUpdate, a memory limit below
-/// the cgroup's current usage (instead of letting the kernel reclaim or
-/// OOM-kill the container); libcgroups ignores the field.
+/// why: runc refuses, under memory.checkBeforeUpdate on v2, a memory (or
+/// memory+swap) limit not above the cgroup's memory.current, instead of
+/// letting the kernel reclaim or OOM-kill the container; libcgroups ignores
+/// the field. (On v1 the kernel itself refuses with EBUSY what it cannot
+/// reclaim.)
 fn check_memory_usage(resources: &LinuxResources, path: &Path) -> Result<()> {
     let Some(memory) = resources.memory() else {
         return Ok(());
     };
-    if memory.check_before_update() != Some(true) {
+    if !is_v2() || memory.check_before_update() != Some(true) {
         return Ok(());
     }
-    let Some(limit) = memory.limit().filter(|l| *l > 0) else {
-        return Ok(());
-    };
-    let file = if is_v2() {
-        controller_dir("", path).join("memory.current")
-    } else {
-        controller_dir("memory", path).join("memory.usage_in_bytes")
-    };
-    // No usage file yet (a cgroup being created): nothing is charged.
-    let Some(usage) = std::fs::read_to_string(file)
+    // Best effort, as runc: no usage to read (a cgroup being created) is no
+    // refusal.
+    let Some(usage) = std::fs::read_to_string(controller_dir("", path).join("memory.current"))
         .ok()
         .and_then(|t| t.trim().parse::<i64>().ok())
     else {
         return Ok(());
     };
-    if limit < usage {
-        bail!("rejecting memory limit {limit} below usage {usage}");
+    if let Some(swap) = memory.swap().filter(|s| *s > 0) {
+        if swap <= usage {
+            bail!("rejecting memory+swap limit {swap} <= usage {usage}");
+        }
+    }
+    if let Some(limit) = memory.limit().filter(|l| *l > 0) {
+        if limit <= usage {
+            bail!("rejecting memory limit {limit} <= usage {usage}");
+        }
     }
     Ok(())
 }
