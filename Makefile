@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec test-v2 lint demo bench clean e2e-podman
+.PHONY: all build deps test unit spec test-v2 lint demo bench clean e2e-podman e2e-containerd
 
 all: build
 
@@ -38,6 +38,11 @@ test-v2: build
 # runc. Not part of `make test`; see docs/podman.md.
 e2e-podman: build
 	hack/e2e-podman --ozz $(OZZ)
+
+# containerd (ctr, runc v2 shim) runs its tasks on ozz, each check compared
+# with runc. Not part of `make test`; see docs/containerd.md.
+e2e-containerd: build
+	hack/e2e-containerd --ozz $(OZZ)
 
 lint:
 	$(CARGO) fmt --all -- --check
