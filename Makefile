@@ -21,7 +21,7 @@ deps:
 	hack/deps
 
 # Unit tests, then the conformance suite against the release binary.
-test: deps build lint unit spec e2e-podman test-v2
+test: deps build lint unit spec e2e-podman e2e-containerd test-v2
 
 unit:
 	$(CARGO) test -p ozz
