@@ -175,7 +175,13 @@ fn streaming_reports_stats_and_an_oom_kill_then_ends_with_the_container() {
     std::fs::write(out.join("go"), "").unwrap();
     let mut saw_oom = false;
     let mut stats = 1;
-    while let Ok(event) = rx.recv_timeout(Duration::from_secs(15)) {
+    // Stats keep coming every interval: bound the wait as a whole, generously
+    // for the TCG guest, where the hog itself takes a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while std::time::Instant::now() < deadline {
+        let Ok(event) = rx.recv_timeout(Duration::from_secs(15)) else {
+            break;
+        };
         match event["type"].as_str() {
             Some("oom") => {
                 assert_eq!(event["id"], json!(b.id), "{event}");
