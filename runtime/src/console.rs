@@ -8,6 +8,26 @@ use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 
+/// The console socket ends: the one the child sends the pty master over
+/// (connected to the caller's `path`, or one end of our own pair when
+/// `relay` and no path), and the end we keep to receive it and relay.
+pub fn sockets(
+    path: Option<&std::path::Path>,
+    relay: bool,
+) -> Result<(Option<std::os::fd::OwnedFd>, Option<std::os::fd::OwnedFd>)> {
+    use std::os::unix::net::UnixStream;
+    if let Some(path) = path {
+        let stream = UnixStream::connect(path)
+            .with_context(|| format!("connect to console socket {}", path.display()))?;
+        return Ok((Some(stream.into()), None));
+    }
+    if relay {
+        let (child_end, our_end) = UnixStream::pair().context("console socketpair")?;
+        return Ok((Some(child_end.into()), Some(our_end.into())));
+    }
+    Ok((None, None))
+}
+
 /// In the container (after pivot_root): open a pty on the container's
 /// devpts, hand the master to `socket`, and take the slave as stdio.
 pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {

@@ -1,7 +1,6 @@
 //! `ozz create`: build the container and leave its init waiting on exec.fifo.
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -111,17 +110,8 @@ fn build(
     let cgroup_path = cgroups::container_path(&spec, &args.id, global.systemd_cgroup)?;
 
     // The console socket: connect to the caller's, or make our own pair.
-    let (console_for_child, console_keep): (Option<OwnedFd>, Option<OwnedFd>) =
-        if let Some(path) = &args.console_socket {
-            let stream = UnixStream::connect(path)
-                .with_context(|| format!("connect to console socket {}", path.display()))?;
-            (Some(stream.into()), None)
-        } else if relay_console {
-            let (a, b) = UnixStream::pair().context("console socketpair")?;
-            (Some(a.into()), Some(b.into()))
-        } else {
-            (None, None)
-        };
+    let (console_for_child, console_keep) =
+        crate::console::sockets(args.console_socket.as_deref(), relay_console)?;
 
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))

@@ -1,7 +1,6 @@
 //! `ozz exec`: start one more process inside a running container.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -32,22 +31,9 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     let extra_fds = args.preserve_fds + listen_fds();
     reserve_preserved_fds(extra_fds)?;
 
-    let (console_for_child, console_keep): (Option<OwnedFd>, Option<OwnedFd>) =
-        match (&args.console_socket, terminal) {
-            (Some(path), true) => (
-                Some(
-                    UnixStream::connect(path)
-                        .with_context(|| format!("connect to console socket {}", path.display()))?
-                        .into(),
-                ),
-                None,
-            ),
-            (None, true) => {
-                let (a, b) = UnixStream::pair().context("console socketpair")?;
-                (Some(a.into()), Some(b.into()))
-            }
-            _ => (None, None),
-        };
+    // A console socket only matters for a terminal, as in runc.
+    let socket_path = args.console_socket.as_deref().filter(|_| terminal);
+    let (console_for_child, console_keep) = crate::console::sockets(socket_path, terminal)?;
 
     let config = ChildConfig {
         kind: ChildKind::Exec {
