@@ -528,3 +528,29 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
     10f64.powf(exponent).ceil() as u64
 }
+
+/// Asserts the container's cpu cgroup files hold `quota`/`period` and the
+/// `shares` (v1) or the weight they convert to (v2).
+pub fn assert_cpu_files(b: &Bundle, shares: u64, quota: i64, period: u64) {
+    if is_cgroup_v2() {
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("").join("cpu.max")),
+            format!("{quota} {period}")
+        );
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
+            shares_to_weight(shares).to_string()
+        );
+    } else {
+        let dir = b.cgroup_dir("cpu");
+        assert_eq!(read_trimmed(&dir.join("cpu.shares")), shares.to_string());
+        assert_eq!(
+            read_trimmed(&dir.join("cpu.cfs_quota_us")),
+            quota.to_string()
+        );
+        assert_eq!(
+            read_trimmed(&dir.join("cpu.cfs_period_us")),
+            period.to_string()
+        );
+    }
+}

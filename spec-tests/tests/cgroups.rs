@@ -126,23 +126,9 @@ fn cpu_shares_and_quota_are_written_and_throttle() {
     b.config["linux"]["resources"]["cpu"] =
         json!({"shares": 512, "quota": 20000, "period": 100000});
     b.create_ok();
-    if is_cgroup_v2() {
-        assert_eq!(
-            read_trimmed(&b.cgroup_dir("").join("cpu.max")),
-            "20000 100000"
-        );
-        // The quadratic conversion runc and crun use (shares 2 -> 1, 1024
-        // -> 100, 262144 -> 10000); for 512 it gives 59.
-        assert_eq!(
-            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
-            shares_to_weight(512).to_string()
-        );
-    } else {
-        let dir = b.cgroup_dir("cpu");
-        assert_eq!(read_trimmed(&dir.join("cpu.shares")), "512");
-        assert_eq!(read_trimmed(&dir.join("cpu.cfs_quota_us")), "20000");
-        assert_eq!(read_trimmed(&dir.join("cpu.cfs_period_us")), "100000");
-    }
+    // The quadratic shares -> weight conversion runc and crun use on v2
+    // (shares 2 -> 1, 1024 -> 100, 262144 -> 10000); for 512 it gives 59.
+    assert_cpu_files(&b, 512, 20000, 100000);
     start_and_wait(&b);
     assert!(out.join("rc").exists(), "the busy loop never ended");
     let stat = read_trimmed(&cg_file(&b, "cpu", "cpu.stat", "cpu.stat"));

@@ -196,21 +196,7 @@ fn cpu_update_writes_quota_period_shares_and_throttles() {
             "256",
         ],
     );
-    if is_cgroup_v2() {
-        assert_eq!(
-            read_trimmed(&b.cgroup_dir("").join("cpu.max")),
-            "20000 100000"
-        );
-        assert_eq!(
-            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
-            shares_to_weight(256).to_string()
-        );
-    } else {
-        let dir = b.cgroup_dir("cpu");
-        assert_eq!(read_trimmed(&dir.join("cpu.cfs_quota_us")), "20000");
-        assert_eq!(read_trimmed(&dir.join("cpu.cfs_period_us")), "100000");
-        assert_eq!(read_trimmed(&dir.join("cpu.shares")), "256");
-    }
+    assert_cpu_files(&b, 256, 20000, 100000);
     // A busy loop exec'd into the container is throttled by the new quota.
     let out = ozz(&[
         "exec",
