@@ -735,3 +735,22 @@ fn invalid_process_attributes_fail_clearly_and_leave_nothing() {
         assert!(!b.cgroup_dir("").join("cgroup.procs").exists());
     }
 }
+
+/// A program in the container starts with SIGPIPE at its default action,
+/// whatever the runtime's own language runtime does with it: a writer to a
+/// closed pipe must die of SIGPIPE, not loop on EPIPE.
+#[test]
+fn sigpipe_is_not_ignored_in_the_container() {
+    let b = bundle("sigpipe", &["sleep", "100"]);
+    b.create_and_start();
+    let pipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    // The init is PID 1 of its namespace; the exec'd grep reads itself.
+    for status in ["/proc/1/status", "/proc/self/status"] {
+        let out = ozz(&["exec", &b.id, "grep", "SigIgn", status]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16)
+            .expect("a hex mask");
+        assert_eq!(mask & pipe_bit, 0, "{status}: {text}");
+    }
+}

@@ -37,6 +37,11 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // why: Rust's runtime ignores SIGPIPE, and an ignored signal stays
+    // ignored across execve; the container's programs expect the default
+    // (a writer to a closed pipe dies), as runc and crun give them.
+    // SAFETY: signal() with a constant disposition, no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // execCPUAffinity.initial holds while the process enters its cgroup
     // (on v2 it is born there, so initial and the cgroup apply together).
     let affinity = config.process.exec_cpu_affinity().as_ref();
