@@ -1,6 +1,7 @@
 //! ozz: a runc-compatible OCI runtime. This file parses the command line and
 //! dispatches; each command lives in `cli/`.
 
+mod beancounters;
 mod bundle;
 mod cgroups;
 mod cli;
@@ -88,5 +89,9 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Features => cli::features::run().map(|_| 0),
         Command::Update(args) => cli::update::run(&root, &args).map(|_| 0),
         Command::Events(args) => cli::events::run(&root, &args).map(|_| 0),
+        Command::Beancounters(args) => cli::beancounters::run(&root, &args).map(|_| 0),
+        Command::Validate(args) => cli::validate::run(&root, &args),
+        Command::Split(args) => cli::split::run(&args).map(|_| 0),
+        Command::Pid(args) => cli::pid::run(&root, &args).map(|_| 0),
     }
 }

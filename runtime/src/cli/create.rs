@@ -58,7 +58,11 @@ pub fn create(
     relay_console: bool,
 ) -> Result<Created> {
     state::validate_id(&args.id)?;
-    let bundle = bundle::load(&args.bundle)?;
+    let mut bundle = bundle::load(&args.bundle)?;
+    // Beancounter annotations become ordinary config fields before anything
+    // exists on the host, so a conflict leaves nothing behind.
+    bundle.spec =
+        crate::beancounters::apply_to_spec(bundle.spec, &bundle.rootfs, cgroups::is_v2())?;
     let terminal = bundle
         .spec
         .process()

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
 
+use crate::beancounters;
 use crate::cgroups;
 use crate::cli::EventsArgs;
 use crate::state::{ContainerDir, Status};
@@ -41,6 +42,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
         return emit(&json!({"type": "stats", "id": id, "data": stats(&path)}));
     }
     let mut ooms = cgroups::oom_kill_count(&path).unwrap_or(0);
+    let mut failcnts = beancounters::view::failcnts(&path);
     let mut next_stats = Instant::now() + interval;
     loop {
         let alive = state.init_alive();
@@ -51,6 +53,22 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
                 emit(&json!({"type": "oom", "id": id}))?;
             }
             ooms = ooms.max(count);
+        }
+        // A beancounter event for each refusal counter that grew, as
+        // OpenVZ's failcnt would have.
+        let now_failcnts = beancounters::view::failcnts(&path);
+        for (resource, count) in &now_failcnts {
+            let before = failcnts
+                .iter()
+                .find(|(r, _)| r == resource)
+                .map_or(0, |(_, c)| *c);
+            if *count > before {
+                emit(&json!({"type": "beancounter", "id": id, "data": {
+                    "resource": resource, "failcnt": count, "delta": count - before}}))?;
+            }
+        }
+        if !now_failcnts.is_empty() {
+            failcnts = now_failcnts;
         }
         if !alive {
             return Ok(());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod beancounters;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -13,12 +14,15 @@ pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
+pub mod pid;
 pub mod ps;
 pub mod run;
 pub mod spec;
+pub mod split;
 pub mod start;
 pub mod state;
 pub mod update;
+pub mod validate;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,6 +110,43 @@ pub enum Command {
     Update(UpdateArgs),
     /// Print stats and OOM events of a container as JSON lines
     Events(EventsArgs),
+    /// Show held, maxheld, barrier, limit and failcnt of every beancounter
+    Beancounters(BeancountersArgs),
+    /// Check a bundle's limits for consistency (OpenVZ's vzcfgvalidate)
+    Validate(ValidateArgs),
+    /// Print the limits that divide this host into N equal containers (vzsplit)
+    Split(SplitArgs),
+    /// Print the container a host process belongs to (vzpid)
+    Pid(PidArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BeancountersArgs {
+    /// Containers to show (all when none is given)
+    pub ids: Vec<String>,
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The bundle directory (holding config.json)
+    #[arg(default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// How many equal containers
+    pub count: u64,
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct PidArgs {
+    /// A process ID as the host sees it
+    pub pid: i32,
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +339,9 @@ pub struct UpdateArgs {
     /// Intel RDT/MBA memory bandwidth schema (refused: no RDT support)
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+    /// A beancounter or OpenVZ knob: NAME=BARRIER:LIMIT or NAME=VALUE (repeatable)
+    #[arg(long = "beancounter", value_name = "NAME=VALUE")]
+    pub beancounters: Vec<String>,
 }
 
 #[derive(Args, Debug)]

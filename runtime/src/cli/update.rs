@@ -2,6 +2,7 @@
 //! does: the update is merged into the stored config, applied to the
 //! container's cgroup through libcgroups, and saved to state.json.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxResources, Spec};
 use serde_json::{json, Map, Value};
 
+use crate::beancounters;
 use crate::cgroups;
 use crate::cli::UpdateArgs;
 use crate::errors::RuntimeError;
@@ -33,8 +35,35 @@ pub fn run(root: &Path, args: &UpdateArgs) -> Result<()> {
     if state.status(&dir.path) == Status::Stopped {
         return Err(RuntimeError::NotRunning.into());
     }
-    let merged = merge_resources(&state.config, &update)?;
     let mut config = state.config.clone();
+    let mut update = update;
+    if !args.beancounters.is_empty() {
+        if args.resources.is_some() {
+            bail!("--beancounter cannot be combined with -r");
+        }
+        let (annotations, plan) =
+            beancounter_update(&config, &state.rootfs, &update, &args.beancounters)?;
+        if plan.devpts_max.is_some() {
+            bail!("beancounter numpty cannot change on a running container: devpts takes max= at mount");
+        }
+        // Per-process limits first: they are what the kernel may refuse
+        // (raising a hard limit needs CAP_SYS_RESOURCE).
+        set_running_rlimits(&state.cgroup_path, &plan.rlimits)?;
+        let current = serde_json::to_value(
+            config
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().clone())
+                .unwrap_or_default(),
+        )?;
+        merge(
+            &mut update,
+            &beancounters::mapping::resources_patch(&plan, &current),
+        );
+        store_beancounters(&mut config, &annotations, &plan.rlimits)?;
+        state.annotations.extend(annotations);
+    }
+    let merged = merge_resources(&config, &update)?;
     let mut linux = config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merged));
     config.set_linux(Some(linux));
@@ -45,6 +74,119 @@ pub fn run(root: &Path, args: &UpdateArgs) -> Result<()> {
     cgroups::apply(&manager, &resources, &state.cgroup_path)?;
     state.config = config;
     dir.save(&state)
+}
+
+/// The annotations a `--beancounter NAME=VALUE` list sets, and the plan
+/// that carries them to the kernel. A field set both by a flag and by a
+/// beancounter is refused.
+fn beancounter_update(
+    config: &Spec,
+    rootfs: &Path,
+    update: &Value,
+    pairs: &[String],
+) -> Result<(HashMap<String, String>, beancounters::mapping::Plan)> {
+    use beancounters::settings::{KNOBS, KNOB_PREFIX, PARAM_PREFIX};
+    let mut annotations = HashMap::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--beancounter {pair:?}: want NAME=BARRIER:LIMIT"))?;
+        let key = if beancounters::params::find(name).is_some() {
+            format!("{PARAM_PREFIX}{name}")
+        } else if KNOBS.contains(&name) {
+            format!("{KNOB_PREFIX}{name}")
+        } else {
+            bail!("--beancounter {pair:?}: unknown beancounter {name:?}");
+        };
+        annotations.insert(key, value.to_string());
+    }
+    let settings = beancounters::Settings::from_annotations(&annotations)?;
+    let merged = serde_json::to_value(merge_resources(config, update)?)?;
+    let v2 = cgroups::is_v2();
+    let target = beancounters::target(&json!({"linux": {"resources": merged}}), rootfs, v2);
+    let plan = beancounters::mapping::plan(&settings, &target)?;
+    for field in &plan.fields {
+        let mut slot = Some(update);
+        for key in &field.path {
+            slot = slot.and_then(|v| v.get(key));
+        }
+        if slot.is_some_and(|v| !v.is_null()) {
+            bail!(
+                "{} and a flag both set {}",
+                field.origin,
+                field.path.join(".")
+            );
+        }
+    }
+    Ok((annotations, plan))
+}
+
+/// Lowers or raises the per-process limits of every process already in
+/// the container (prlimit); new processes get them from the config.
+fn set_running_rlimits(cgroup: &Path, rlimits: &[beancounters::mapping::Rlimit]) -> Result<()> {
+    if rlimits.is_empty() {
+        return Ok(());
+    }
+    for pid in cgroups::pids(cgroup)? {
+        for r in rlimits {
+            let typ: oci_spec::runtime::PosixRlimitType =
+                serde_json::from_value(json!(r.typ)).context("rlimit type")?;
+            let limit = libc::rlimit {
+                rlim_cur: r.soft,
+                rlim_max: r.hard,
+            };
+            // SAFETY: prlimit reads the struct we own and writes nothing
+            // (old_limit is null); the pid is only a number to the kernel.
+            let rc = unsafe {
+                libc::prlimit(
+                    pid,
+                    crate::process::rlimit_resource(typ),
+                    &limit,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc != 0 {
+                let err = std::io::Error::last_os_error();
+                // A process that exited meanwhile is no failure.
+                if err.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(err).with_context(|| {
+                        format!("set {} of process {pid} for {}", r.typ, r.origin)
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The new settings in the stored config: its annotations, and the rlimits
+/// that later `exec`s start with.
+fn store_beancounters(
+    config: &mut Spec,
+    annotations: &HashMap<String, String>,
+    rlimits: &[beancounters::mapping::Rlimit],
+) -> Result<()> {
+    let mut all = config.annotations().clone().unwrap_or_default();
+    all.extend(annotations.clone());
+    config.set_annotations(Some(all));
+    if rlimits.is_empty() {
+        return Ok(());
+    }
+    let mut value = serde_json::to_value(&*config)?;
+    let list = value["process"]["rlimits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut list: Vec<Value> = list
+        .into_iter()
+        .filter(|e| !rlimits.iter().any(|r| e["type"] == json!(r.typ)))
+        .collect();
+    for r in rlimits {
+        list.push(json!({"type": r.typ, "soft": r.soft, "hard": r.hard}));
+    }
+    value["process"]["rlimits"] = Value::Array(list);
+    *config = serde_json::from_value(value).context("config with new rlimits")?;
+    Ok(())
 }
 
 /// The update asked for, as an OCI LinuxResources JSON object.

@@ -1,0 +1,760 @@
+//! Beancounters: limits set by `org.openvz.*` annotations reach the
+//! kernel's controls, their counters show in `ozz beancounters` exactly as
+//! the cgroup files hold them, and the tools (update --beancounter,
+//! validate, split, pid, events) act on the real kernel. Runs on the hybrid
+//! host (cgroup v1) and in the cgroup v2 guest.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use spec_tests::*;
+
+const PAGE: u64 = 4096;
+const UNLIMITED: u64 = i64::MAX as u64;
+
+fn annotate(b: &mut Bundle, pairs: &[(&str, &str)]) {
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        map.insert(k.to_string(), json!(v));
+    }
+    b.config["annotations"] = Value::Object(map);
+    // The default spec's RLIMIT_NOFILE would conflict with numfile tests.
+    b.config["process"]["rlimits"] = json!([]);
+}
+
+/// The rows of `ozz beancounters --format json ID`, by resource name.
+fn beancounters(b: &Bundle) -> serde_json::Map<String, Value> {
+    let out = ozz(&["beancounters", "--format", "json", &b.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], json!(b.id));
+    list[0]["beancounters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["resource"].as_str().unwrap().to_string(), row.clone()))
+        .collect()
+}
+
+fn number(path: &Path) -> u64 {
+    let text = read_trimmed(path);
+    if text == "max" {
+        return UNLIMITED;
+    }
+    let v: u64 = text
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: {text}", path.display()));
+    // v1 prints "no limit" as LONG_MAX rounded down to a page.
+    if v >= UNLIMITED - PAGE {
+        UNLIMITED
+    } else {
+        v
+    }
+}
+
+fn keyed_file(path: &Path, key: &str) -> u64 {
+    keyed(&read_trimmed(path), key).unwrap_or_else(|| panic!("{key} in {}", path.display()))
+}
+
+/// Waits until `read` gives the same value for a whole second.
+fn settled<T: PartialEq + Clone + std::fmt::Debug>(mut read: impl FnMut() -> T) -> T {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = read();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = read();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= Duration::from_secs(1) {
+            return last;
+        }
+    }
+    panic!("never settled: {last:?}");
+}
+
+/// A fork bomb: each shell starts two more, `depth` levels deep, then
+/// becomes a sleep. ash prints one "can't fork" line for each fork the
+/// kernel refuses, and that shell ends.
+const BOMB: &str = "b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & fi; exec sleep 1000; }";
+
+#[test]
+fn numproc_refuses_forks_and_failcnt_counts_each_refusal() {
+    // The messages go to the container's own tmpfs: concurrent writers
+    // to one file on the guest's 9p share can lose lines.
+    let mut b = bundle(
+        "bc-bomb",
+        &["sh", "-c", &format!("exec 2>/dev/shm/err; {BOMB}; b 4")],
+    );
+    annotate(&mut b, &[("org.openvz.beancounter.numproc", "10")]);
+    b.create_and_start();
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "10"
+    );
+    let err = PathBuf::from(format!("/proc/{}/root/dev/shm/err", b.state()["pid"]));
+    let refused = || {
+        std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("can't fork"))
+            .count() as u64
+    };
+    let events = cg_file(&b, "pids", "pids.events", "pids.events");
+    let (refusals, failcnt) = settled(|| (refused(), keyed_file(&events, "max")));
+    assert!(refusals > 0, "the bomb was never refused");
+    assert_eq!(failcnt, refusals, "pids.events max against refused forks");
+    let row = &beancounters(&b)["numproc"];
+    assert_eq!(row["failcnt"], json!(refusals), "{row}");
+    assert_eq!(row["limit"], json!(10));
+    assert_eq!(row["control"], json!("enforced"));
+    let current = number(&cg_file(&b, "pids", "pids.current", "pids.current"));
+    assert_eq!(row["held"], json!(current), "{row}");
+    assert!(current <= 10);
+    if is_cgroup_v2() {
+        let peak = number(&b.cgroup_dir("").join("pids.peak"));
+        assert_eq!(row["maxheld"], json!(peak), "{row}");
+        assert!(peak <= 10 && peak >= current, "peak {peak}");
+    }
+}
+
+#[test]
+fn physpages_limit_counts_failures_and_the_barrier_throttles() {
+    let (mut b, out) = out_bundle(
+        "bc-hog",
+        "while [ ! -e /out/go ]; do sleep 0.1; done; \
+         sh -c 'x=$(head -c 33554432 /dev/zero | tr \"\\\\0\" a); echo survived ${#x} > /out/r'; \
+         echo done > /out/done; exec sleep 1000",
+    );
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.beancounter.physpages", "22M:24M"),
+            ("org.openvz.beancounter.swappages", "0"),
+        ],
+    );
+    b.create_and_start();
+    let limit = 24u64 << 20;
+    if is_cgroup_v2() {
+        let dir = b.cgroup_dir("");
+        assert_eq!(number(&dir.join("memory.max")), limit);
+        assert_eq!(number(&dir.join("memory.high")), 22 << 20);
+        assert_eq!(number(&dir.join("memory.swap.max")), 0);
+    } else {
+        let dir = b.cgroup_dir("memory");
+        assert_eq!(number(&dir.join("memory.limit_in_bytes")), limit);
+        assert_eq!(number(&dir.join("memory.memsw.limit_in_bytes")), limit);
+    }
+    std::fs::write(out.join("go"), "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !out.join("done").exists() {
+        assert!(Instant::now() < deadline, "the hog never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!out.join("r").exists(), "the hog survived its limit");
+    // Paused, and after the killed hog's pages are given back, the
+    // counters hold still while both sides read them.
+    assert!(b.cmd("pause", &[]).status.success());
+    let usage = cg_file(&b, "memory", "memory.usage_in_bytes", "memory.current");
+    settled(|| number(&usage));
+    let row = beancounters(&b)["physpages"].clone();
+    let failcnt = if is_cgroup_v2() {
+        let dir = b.cgroup_dir("");
+        assert!(
+            keyed_file(&dir.join("memory.events"), "high") > 0,
+            "never throttled at the barrier"
+        );
+        assert_eq!(row["barrier"], json!((22u64 << 20) / PAGE), "{row}");
+        assert_eq!(
+            row["held"],
+            json!(number(&dir.join("memory.current")) / PAGE)
+        );
+        assert_eq!(
+            row["maxheld"],
+            json!(number(&dir.join("memory.peak")) / PAGE)
+        );
+        keyed_file(&dir.join("memory.events"), "max")
+    } else {
+        let dir = b.cgroup_dir("memory");
+        assert_eq!(
+            row["held"],
+            json!(number(&dir.join("memory.usage_in_bytes")) / PAGE)
+        );
+        assert_eq!(
+            row["maxheld"],
+            json!(number(&dir.join("memory.max_usage_in_bytes")) / PAGE)
+        );
+        let oom_kills = keyed_file(&dir.join("memory.oom_control"), "oom_kill");
+        assert!(oom_kills > 0, "the limit never stopped the hog");
+        let failcnt = number(&dir.join("memory.failcnt"));
+        if failcnt == 0 {
+            // Seen on 6.18 hybrid hosts: the v1 page counter no longer
+            // counts failures; the OOM kill above proves the limit held.
+            eprintln!("note: this kernel keeps memory.failcnt at 0 on cgroup v1");
+        }
+        failcnt
+    };
+    assert!(
+        failcnt > 0 || !is_cgroup_v2(),
+        "the limit never refused a charge"
+    );
+    assert_eq!(row["failcnt"], json!(failcnt), "{row}");
+    assert_eq!(row["limit"], json!(limit / PAGE), "{row}");
+    assert!(b.cmd("resume", &[]).status.success());
+}
+
+/// Holds two ptys open and tries a third; says in /out/r whether it opened.
+const PTY_SCRIPT: &str = "exec 3<>/dev/ptmx 4<>/dev/ptmx; \
+    if (exec 5<>/dev/ptmx) 2>/dev/null; then echo third-opened; else echo third-refused; fi > /out/r.new; \
+    mv /out/r.new /out/r; \
+    exec sleep 1000";
+
+#[test]
+fn numpty_refuses_the_pty_beyond_its_limit() {
+    for (limit, expect) in [("2", "third-refused"), ("3", "third-opened")] {
+        let (mut b, out) = out_bundle("bc-pty", PTY_SCRIPT);
+        annotate(&mut b, &[("org.openvz.beancounter.numpty", limit)]);
+        b.create_and_start();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !out.join("r").exists() {
+            assert!(Instant::now() < deadline, "no result");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(read_trimmed(&out.join("r")), expect, "numpty={limit}");
+        let row = &beancounters(&b)["numpty"];
+        assert_eq!(row["held"], json!(2), "{row}");
+        assert_eq!(row["limit"], json!(limit.parse::<u64>().unwrap()), "{row}");
+    }
+}
+
+#[test]
+fn rlimit_parameters_reach_the_process() {
+    let mut b = bundle("bc-rlimits", &["cat", "/proc/self/limits"]);
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.beancounter.numfile", "100:200"),
+            ("org.openvz.beancounter.lockedpages", "16:32"),
+            ("org.openvz.beancounter.numsiginfo", "50:60"),
+        ],
+    );
+    let limits = b.run_ok();
+    let line = |name: &str| {
+        let l = limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {limits}"));
+        l[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("Max open files"), "100 200");
+    assert_eq!(line("Max locked memory"), "65536 131072");
+    assert_eq!(line("Max pending signals"), "50 60");
+}
+
+#[test]
+fn cpu_knobs_set_weight_and_cap() {
+    let mut b = bundle("bc-cpu", &["sleep", "100"]);
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.cpuunits", "2000"),
+            ("org.openvz.cpulimit", "50"),
+            ("org.openvz.cpumask", "0"),
+        ],
+    );
+    b.create_and_start();
+    if is_cgroup_v2() {
+        let dir = b.cgroup_dir("");
+        assert_eq!(read_trimmed(&dir.join("cpu.weight")), "200");
+        assert_eq!(read_trimmed(&dir.join("cpu.max")), "50000 100000");
+        assert_eq!(read_trimmed(&dir.join("cpuset.cpus")), "0");
+    } else {
+        let dir = b.cgroup_dir("cpu");
+        assert_eq!(read_trimmed(&dir.join("cpu.shares")), "2048");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read_trimmed(&dir.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("cpuset").join("cpuset.cpus")),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn iolimit_throttles_the_rootfs_disk_or_is_refused_clearly() {
+    let mut b = bundle("bc-io", &["sleep", "100"]);
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.iolimit", "1M"),
+            ("org.openvz.iopslimit", "100"),
+        ],
+    );
+    let rootfs = b.config["root"]["path"].as_str().unwrap().to_string();
+    let disk = rootfs_disk(Path::new(&rootfs));
+    let Some((major, minor)) = disk else {
+        // Not on a block device (the guest's 9p root): a clear refusal.
+        let out = b.create(&[]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("not on a block device"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!state_root().join(&b.id).exists());
+        return;
+    };
+    b.create_and_start();
+    let dev = format!("{major}:{minor}");
+    if is_cgroup_v2() {
+        let text = read_trimmed(&b.cgroup_dir("").join("io.max"));
+        assert!(
+            text.contains(&format!(
+                "{dev} rbps=1048576 wbps=1048576 riops=100 wiops=100"
+            )),
+            "{text}"
+        );
+    } else {
+        let dir = b.cgroup_dir("blkio");
+        for (file, rate) in [
+            ("blkio.throttle.read_bps_device", "1048576"),
+            ("blkio.throttle.write_bps_device", "1048576"),
+            ("blkio.throttle.read_iops_device", "100"),
+            ("blkio.throttle.write_iops_device", "100"),
+        ] {
+            assert_eq!(
+                read_trimmed(&dir.join(file)),
+                format!("{dev} {rate}"),
+                "{file}"
+            );
+        }
+    }
+}
+
+/// The whole disk under `path`, if it is on one.
+fn rootfs_disk(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let (major, minor) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return None;
+    }
+    if sys.join("partition").exists() {
+        let text = read_trimmed(&sys.join("../dev"));
+        let (a, b) = text.split_once(':')?;
+        return Some((a.parse().ok()?, b.parse().ok()?));
+    }
+    Some((major, minor))
+}
+
+#[test]
+fn a_beancounter_that_contradicts_the_bundle_is_refused_and_leaves_nothing() {
+    let mut b = bundle("bc-conflict", &["sleep", "100"]);
+    annotate(&mut b, &[("org.openvz.beancounter.numproc", "10")]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 20});
+    let out = b.create(&[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("numproc") && err.contains("conflicts with linux.resources.pids.limit"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state left behind");
+    assert!(!cg_file(&b, "pids", "", "").exists(), "cgroup left behind");
+    // The same value in both places is no conflict.
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 10});
+    b.create_and_start();
+    // And a name OpenVZ never had is an error, not silence.
+    let mut bad = bundle("bc-unknown", &["true"]);
+    annotate(&mut bad, &[("org.openvz.beancounter.numprocs", "10")]);
+    let out = bad.create(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown beancounter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn accounted_parameters_are_reported_never_enforced() {
+    let mut b = bundle(
+        "bc-kmem",
+        &["sh", "-c", "x=$(seq 1 20000); exec sleep 1000"],
+    );
+    // Far below what any container uses: accepted, shown, not enforced.
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.beancounter.kmemsize", "4096:8192"),
+            ("org.openvz.beancounter.numflock", "1"),
+        ],
+    );
+    b.create_and_start();
+    let rows = beancounters(&b);
+    let row = &rows["kmemsize"];
+    assert_eq!(row["control"], json!("accounted"), "{row}");
+    assert_eq!(row["barrier"], json!(4096));
+    assert_eq!(row["limit"], json!(8192));
+    let held = row["held"].as_u64().expect("kmemsize is counted");
+    assert!(
+        held > 8192,
+        "held {held}: a container needs more kernel memory"
+    );
+    assert_eq!(b.status(), "running", "an accounted limit must not stop it");
+    assert_eq!(rows["numflock"]["control"], json!("accounted"));
+    // The table says the same, in words.
+    let table = stdout(&ozz(&["beancounters", &b.id]));
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("kmemsize"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("accounted"), "{line}");
+}
+
+#[test]
+fn the_view_equals_the_cgroup_files_read_at_the_same_moment() {
+    let mut b = bundle(
+        "bc-view",
+        &["sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1000"],
+    );
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.beancounter.numproc", "50"),
+            ("org.openvz.beancounter.physpages", "64M"),
+        ],
+    );
+    b.create_and_start();
+    let pids_current = cg_file(&b, "pids", "pids.current", "pids.current");
+    settled(|| number(&pids_current));
+    assert!(b.cmd("pause", &[]).status.success());
+    let rows = beancounters(&b);
+    let pid = |f: &str| cg_file(&b, "pids", f, f);
+    assert_eq!(rows["numproc"]["held"], json!(number(&pid("pids.current"))));
+    assert_eq!(rows["numproc"]["held"], json!(3));
+    assert_eq!(rows["numproc"]["limit"], json!(number(&pid("pids.max"))));
+    assert_eq!(
+        rows["numproc"]["failcnt"],
+        json!(keyed_file(&pid("pids.events"), "max"))
+    );
+    let mem = |v1: &str, v2: &str| number(&cg_file(&b, "memory", v1, v2));
+    let physpages = &rows["physpages"];
+    assert_eq!(
+        physpages["held"],
+        json!(mem("memory.usage_in_bytes", "memory.current") / PAGE)
+    );
+    assert_eq!(
+        physpages["limit"],
+        json!(mem("memory.limit_in_bytes", "memory.max") / PAGE)
+    );
+    assert_eq!(physpages["limit"], json!(16384));
+    if is_cgroup_v2() {
+        let stat = read_trimmed(&b.cgroup_dir("").join("memory.stat"));
+        assert_eq!(
+            rows["kmemsize"]["held"],
+            json!(keyed(&stat, "kernel").unwrap())
+        );
+        assert_eq!(
+            rows["shmpages"]["held"],
+            json!(keyed(&stat, "shmem").unwrap() / PAGE)
+        );
+    } else {
+        assert_eq!(
+            rows["kmemsize"]["held"],
+            json!(mem("memory.kmem.usage_in_bytes", ""))
+        );
+    }
+    // numfile: every descriptor of the container's three processes.
+    let fds: usize = read_trimmed(&cg_file(&b, "pids", "cgroup.procs", "cgroup.procs"))
+        .lines()
+        .map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).unwrap().count())
+        .sum();
+    assert_eq!(rows["numfile"]["held"], json!(fds));
+    assert!(b.cmd("resume", &[]).status.success());
+}
+
+#[test]
+fn update_beancounter_moves_the_kernels_values() {
+    let mut b = bundle("bc-update", &["sleep", "1000"]);
+    annotate(
+        &mut b,
+        &[
+            ("org.openvz.beancounter.numproc", "50"),
+            ("org.openvz.beancounter.physpages", "32M"),
+            ("org.openvz.beancounter.numfile", "200:300"),
+        ],
+    );
+    b.create_and_start();
+    let out = ozz(&[
+        "update",
+        &b.id,
+        "--beancounter",
+        "numproc=30",
+        "--beancounter",
+        "physpages=48M",
+        "--beancounter",
+        "numfile=100:250",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "30"
+    );
+    assert_eq!(
+        number(&cg_file(
+            &b,
+            "memory",
+            "memory.limit_in_bytes",
+            "memory.max"
+        )),
+        48 << 20
+    );
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        files.split_whitespace().skip(3).take(2).collect::<Vec<_>>(),
+        ["100", "250"],
+        "{files}"
+    );
+    let rows = beancounters(&b);
+    assert_eq!(rows["numproc"]["limit"], json!(30));
+    assert_eq!(rows["physpages"]["limit"], json!(12288));
+    // A later exec starts with the new limits too.
+    let exec = ozz(&["exec", &b.id, "sh", "-c", "ulimit -n"]);
+    assert_eq!(stdout(&exec).trim(), "100", "{}", stderr(&exec));
+    // A flag and a beancounter on the same control: refused, nothing moves.
+    let out = ozz(&[
+        "update",
+        &b.id,
+        "--pids-limit",
+        "40",
+        "--beancounter",
+        "numproc=20",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("numproc"), "{}", stderr(&out));
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        "30"
+    );
+    let out = ozz(&["update", &b.id, "--beancounter", "nosuch=1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown beancounter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A change that makes a bundle invalid.
+type Edit = Box<dyn Fn(&mut Bundle)>;
+
+fn validate(b: &Bundle) -> (i32, String) {
+    b.write();
+    let out = ozz(&["validate", b.dir.to_str().unwrap()]);
+    (out.status.code().unwrap_or(-1), stdout(&out))
+}
+
+#[test]
+fn validate_reports_inconsistent_limits() {
+    let mut good = bundle("bc-valid", &["true"]);
+    annotate(
+        &mut good,
+        &[
+            ("org.openvz.beancounter.physpages", "16M:32M"),
+            ("org.openvz.beancounter.numproc", "100"),
+        ],
+    );
+    let (code, text) = validate(&good);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 errors"), "{text}");
+
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "barrier above limit",
+            Box::new(|b| annotate(b, &[("org.openvz.beancounter.physpages", "32M:16M")])),
+            "barrier",
+        ),
+        (
+            "memory.high above memory.max",
+            Box::new(|b| {
+                b.config["linux"]["resources"]["memory"] = json!({"limit": 1 << 24});
+                if is_cgroup_v2() {
+                    b.config["linux"]["resources"]["unified"] = json!({"memory.high": "33554432"});
+                } else {
+                    // v1 has no memory.high: the swap rule stands in.
+                    b.config["linux"]["resources"]["memory"]["swap"] = json!(1 << 20);
+                }
+            }),
+            "memory",
+        ),
+        (
+            "more CPUs than the host has",
+            Box::new(|b| {
+                b.config["linux"]["resources"]["cpu"] =
+                    json!({"quota": 100_000_000, "period": 100_000});
+            }),
+            "CPUs",
+        ),
+        (
+            "cpuset outside the parent's",
+            Box::new(|b| annotate(b, &[("org.openvz.cpumask", "1000-1001")])),
+            "outside the parent",
+        ),
+        (
+            "guarantees above the host's RAM",
+            Box::new(|b| annotate(b, &[("org.openvz.memguarantee", "100000G")])),
+            "exceed this host's RAM",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let mut b = bundle("bc-invalid", &["true"]);
+        edit(&mut b);
+        let (code, text) = validate(&b);
+        assert_eq!(code, 1, "{what}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("error:") && l.contains(needle)),
+            "{what}: {text}"
+        );
+    }
+}
+
+#[test]
+fn split_divides_the_host_and_its_output_runs() {
+    let out = ozz(&["split", "4", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let split: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    let pages = total_kib * 1024 / PAGE;
+    let physpages: u64 = split["annotations"]["org.openvz.beancounter.physpages"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(physpages, pages / 4, "{split}");
+    assert_eq!(
+        split["resources"]["memory"]["limit"],
+        json!(physpages * PAGE)
+    );
+    let numproc: u64 = split["annotations"]["org.openvz.beancounter.numproc"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid_max: u64 = read_trimmed(Path::new("/proc/sys/kernel/pid_max"))
+        .parse()
+        .unwrap();
+    assert!(numproc * 4 <= pid_max && numproc > 0, "{split}");
+    // Its annotations make a valid bundle that runs with those limits.
+    let mut b = bundle("bc-split", &["sleep", "100"]);
+    b.config["annotations"] = split["annotations"].clone();
+    b.config["process"]["rlimits"] = json!([]);
+    let (code, text) = validate(&b);
+    assert_eq!(code, 0, "{text}");
+    b.create_and_start();
+    assert_eq!(
+        read_trimmed(&cg_file(&b, "pids", "pids.max", "pids.max")),
+        numproc.to_string()
+    );
+    assert!(!ozz(&["split", "0"]).status.success());
+}
+
+#[test]
+fn pid_names_the_container_of_a_host_process() {
+    let b = bundle("bc-pid", &["sh", "-c", "sleep 1000 & exec sleep 1000"]);
+    b.create_and_start();
+    let init = b.state()["pid"].as_i64().unwrap().to_string();
+    let out = ozz(&["pid", &init]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), b.id);
+    // Any process of the container, not only its init.
+    let procs_file = cg_file(&b, "pids", "cgroup.procs", "cgroup.procs");
+    let procs = settled(|| read_trimmed(&procs_file));
+    let other = procs
+        .lines()
+        .find(|p| *p != init)
+        .expect("a second process");
+    assert_eq!(stdout(&ozz(&["pid", other])).trim(), b.id);
+    let me = std::process::id().to_string();
+    let out = ozz(&["pid", &me]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not in any container"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn events_report_a_beancounter_when_failcnt_grows() {
+    let (mut b, out) = out_bundle(
+        "bc-events",
+        &format!("while [ ! -e /out/go ]; do sleep 0.1; done; exec 2>/out/err; {BOMB}; b 4"),
+    );
+    annotate(&mut b, &[("org.openvz.beancounter.numproc", "8")]);
+    b.create_and_start();
+    let mut child = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["events", "--interval", "1h", &b.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first stats event comes after an hour; the stream is live once
+    // ozz events has read its starting counters.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(out.join("go"), "").unwrap();
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["type"] == json!("beancounter") {
+            seen = Some(event);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let event = seen.expect("no beancounter event");
+    assert_eq!(event["id"], json!(b.id), "{event}");
+    assert_eq!(event["data"]["resource"], json!("numproc"), "{event}");
+    assert!(event["data"]["failcnt"].as_u64().unwrap() >= 1, "{event}");
+    assert!(event["data"]["delta"].as_u64().unwrap() >= 1, "{event}");
+}
