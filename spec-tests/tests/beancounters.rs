@@ -758,3 +758,25 @@ fn events_report_a_beancounter_when_failcnt_grows() {
     assert!(event["data"]["failcnt"].as_u64().unwrap() >= 1, "{event}");
     assert!(event["data"]["delta"].as_u64().unwrap() >= 1, "{event}");
 }
+
+#[test]
+fn sockets_are_counted_per_container() {
+    // A TCP listener, and syslogd's unix datagram socket at /dev/log.
+    let b = bundle(
+        "bc-socks",
+        &[
+            "sh",
+            "-c",
+            "nc -l -p 9000 & syslogd -n -O /dev/null & exec sleep 1000",
+        ],
+    );
+    b.create_and_start();
+    let rows = settled(|| {
+        let rows = beancounters(&b);
+        (
+            rows["numtcpsock"]["held"].clone(),
+            rows["numothersock"]["held"].clone(),
+        )
+    });
+    assert_eq!(rows, (json!(1), json!(1)), "tcp, other");
+}
