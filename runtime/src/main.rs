@@ -10,6 +10,7 @@ mod errors;
 mod foreground;
 mod hooks;
 mod log;
+mod mount_api;
 mod namespaces;
 mod process;
 mod rootfs;

@@ -229,6 +229,22 @@ fn numpty_refuses_the_pty_beyond_its_limit() {
         let row = &beancounters(&b)["numpty"];
         assert_eq!(row["held"], json!(2), "{row}");
         assert_eq!(row["limit"], json!(limit.parse::<u64>().unwrap()), "{row}");
+        if limit != "2" {
+            continue;
+        }
+        // Raised on the running container, the third pty opens, and the
+        // devpts keeps its other options (ptmxmode=0666).
+        let out = ozz(&["update", &b.id, "--beancounter", "numpty=3"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let third = ozz(&[
+            "exec",
+            &b.id,
+            "sh",
+            "-c",
+            "(exec 5<>/dev/ptmx) && stat -c %a /dev/pts/ptmx",
+        ]);
+        assert_eq!(stdout(&third).trim(), "666", "{}", stderr(&third));
+        assert_eq!(beancounters(&b)["numpty"]["limit"], json!(3));
     }
 }
 

@@ -3,6 +3,7 @@
 //! and a live held/maxheld/barrier/limit/failcnt view of every parameter.
 //! docs/beancounters.md lists each parameter's mapping.
 
+pub mod devpts;
 pub mod mapping;
 pub mod params;
 pub mod settings;

@@ -43,12 +43,14 @@ pub fn run(root: &Path, args: &UpdateArgs) -> Result<()> {
         }
         let (annotations, plan) =
             beancounter_update(&config, &state.rootfs, &update, &args.beancounters)?;
-        if plan.devpts_max.is_some() {
-            bail!("beancounter numpty cannot change on a running container: devpts takes max= at mount");
-        }
         // Per-process limits first: they are what the kernel may refuse
         // (raising a hard limit needs CAP_SYS_RESOURCE).
         set_running_rlimits(&state.cgroup_path, &plan.rlimits)?;
+        let numpty = format!("{}numpty", beancounters::settings::PARAM_PREFIX);
+        if annotations.contains_key(&numpty) {
+            let max = plan.devpts_max.as_ref().map(|(max, _)| *max);
+            set_devpts_max(&mut config, state.pid, max)?;
+        }
         let current = serde_json::to_value(
             config
                 .linux()
@@ -156,6 +158,29 @@ fn set_running_rlimits(cgroup: &Path, rlimits: &[beancounters::mapping::Rlimit])
             }
         }
     }
+    Ok(())
+}
+
+/// numpty's new limit on the container's devpts, and in its stored mount
+/// options.
+fn set_devpts_max(config: &mut Spec, init_pid: i32, max: Option<u64>) -> Result<()> {
+    let mut mounts = config.mounts().clone().unwrap_or_default();
+    let mount = mounts
+        .iter_mut()
+        .rev()
+        .find(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"))
+        .context("beancounter numpty needs a devpts mount at /dev/pts")?;
+    let mut options: Vec<String> = mount
+        .options()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !o.starts_with("max="))
+        .collect();
+    beancounters::devpts::set_max(init_pid, &options, max)?;
+    options.extend(max.map(|m| format!("max={m}")));
+    mount.set_options(Some(options));
+    config.set_mounts(Some(mounts));
     Ok(())
 }
 

@@ -68,6 +68,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 
+use crate::mount_api::{fsconfig_create, fsconfig_set_string, fsmount, fsopen};
+
 /// Environment marker set on the sealed re-exec (its value names the kind of
 /// view). Not trusted on its own: see the module documentation.
 pub const SEALED_ENV: &str = "_OZZ_EXE_SEALED";
@@ -83,10 +85,6 @@ static VERIFIED: AtomicBool = AtomicBool::new(false);
 // Constants of the new mount API (include/uapi/linux/mount.h). Spelled out here
 // so the module does not depend on how much of that header the libc crate
 // mirrors; they are kernel ABI and never change.
-const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
-const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
 const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
 const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
@@ -558,55 +556,6 @@ fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
     }
     // SAFETY: fstatvfs succeeded, so it filled st.
     Ok(unsafe { st.assume_init() })
-}
-
-fn fsopen(fs_name: &CStr) -> Result<OwnedFd> {
-    // SAFETY: fs_name is NUL-terminated; fsopen takes no other pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fs_name.as_ptr(), FSOPEN_CLOEXEC) };
-    owned(fd as libc::c_int).with_context(|| format!("fsopen {fs_name:?}"))
-}
-
-fn fsconfig_set_string(ctx: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()> {
-    // SAFETY: key and value are NUL-terminated strings valid for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("fsconfig {key:?}={value:?}"));
-    }
-    Ok(())
-}
-
-fn fsconfig_create(ctx: BorrowedFd<'_>) -> Result<()> {
-    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error()).context("fsconfig create");
-    }
-    Ok(())
-}
-
-fn fsmount(ctx: BorrowedFd<'_>, attrs: libc::c_uint) -> Result<OwnedFd> {
-    // SAFETY: fsmount takes only integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
-    owned(fd as libc::c_int).context("fsmount")
 }
 
 #[cfg(test)]

@@ -1,0 +1,93 @@
+//! The kernel's file-descriptor mount API (fsopen, fspick, fsconfig,
+//! fsmount), which libc and nix do not wrap.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSPICK_CLOEXEC: libc::c_uint = 0x1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
+
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else
+    // owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+pub fn fsopen(fs_name: &CStr) -> Result<OwnedFd> {
+    // SAFETY: fs_name is NUL-terminated; fsopen takes no other pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fs_name.as_ptr(), FSOPEN_CLOEXEC) };
+    owned(fd).with_context(|| format!("fsopen {fs_name:?}"))
+}
+
+/// A context to reconfigure the filesystem mounted at `path` (its root).
+pub fn fspick(path: &CStr) -> Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; the other arguments are integers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_fspick,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            FSPICK_CLOEXEC,
+        )
+    };
+    owned(fd).with_context(|| format!("fspick {path:?}"))
+}
+
+fn fsconfig(
+    ctx: BorrowedFd<'_>,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: key and value are NUL-terminated strings valid for the call,
+    // or null where the command takes none.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            cmd,
+            ptr(key),
+            ptr(value),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn fsconfig_set_string(ctx: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()> {
+    fsconfig(ctx, FSCONFIG_SET_STRING, Some(key), Some(value))
+        .with_context(|| format!("fsconfig {key:?}={value:?}"))
+}
+
+pub fn fsconfig_set_flag(ctx: BorrowedFd<'_>, key: &CStr) -> Result<()> {
+    fsconfig(ctx, FSCONFIG_SET_FLAG, Some(key), None).with_context(|| format!("fsconfig {key:?}"))
+}
+
+pub fn fsconfig_create(ctx: BorrowedFd<'_>) -> Result<()> {
+    fsconfig(ctx, FSCONFIG_CMD_CREATE, None, None).context("fsconfig create")
+}
+
+pub fn fsconfig_reconfigure(ctx: BorrowedFd<'_>) -> Result<()> {
+    fsconfig(ctx, FSCONFIG_CMD_RECONFIGURE, None, None).context("fsconfig reconfigure")
+}
+
+pub fn fsmount(ctx: BorrowedFd<'_>, attrs: libc::c_uint) -> Result<OwnedFd> {
+    // SAFETY: fsmount takes only integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    owned(fd).context("fsmount")
+}
