@@ -20,7 +20,8 @@ build:
 deps:
 	hack/deps
 
-# Unit tests, then the conformance suite against the release binary.
+# Unit tests, the conformance suite against the release binary, podman and
+# containerd end to end, and the cgroup v2 suites in a qemu guest.
 test: deps build lint unit spec e2e-podman e2e-containerd test-v2
 
 unit:
@@ -35,12 +36,12 @@ test-v2: build
 	OZZ_BIN=$(OZZ) hack/test-v2
 
 # podman (with conmon) runs its containers on ozz, each check compared with
-# runc. Not part of `make test`; see docs/podman.md.
+# runc; part of `make test`. See docs/podman.md.
 e2e-podman: build
 	hack/e2e-podman --ozz $(OZZ)
 
 # containerd (ctr, runc v2 shim) runs its tasks on ozz, each check compared
-# with runc. Not part of `make test`; see docs/containerd.md.
+# with runc; part of `make test`. See docs/containerd.md.
 e2e-containerd: build
 	hack/e2e-containerd --ozz $(OZZ)
 
