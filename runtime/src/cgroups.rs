@@ -9,7 +9,7 @@ use libcgroups::common::{
     ControllerOpt, FreezerState,
 };
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxResources, Spec};
+use oci_spec::runtime::{LinuxResources, LinuxWeightDevice, Spec};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -110,6 +110,18 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
             }
         }
     }
+    // why: libcgroups writes weightDevice to io.bfq.weight unconditionally
+    // on v2 (failing where BFQ is not loaded) and not at all on v1; runc
+    // writes it where the kernel has a per-device weight file and otherwise
+    // leaves it out. Done here, after the rest.
+    let mut weight_devices = Vec::new();
+    if let Some(mut blkio) = resources.block_io().clone() {
+        if let Some(devices) = blkio.weight_device().clone() {
+            weight_devices = devices;
+            blkio.set_weight_device(None);
+            resources.set_block_io(Some(blkio));
+        }
+    }
     let resources = &resources;
     let opts = ControllerOpt {
         resources,
@@ -128,6 +140,7 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
         std::fs::write(dir.join("io.weight"), weight.to_string())
             .with_context(|| format!("write io.weight of cgroup {}", path.display()))?;
     }
+    write_weight_devices(&weight_devices, path)?;
     // why: swap equal to the limit means no swap; runc writes 0 to
     // memory.swap.max (when the kernel accounts swap), libcgroups skips a 0
     // and leaves "max".
@@ -138,6 +151,58 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
                     format!("write memory.swap.max of cgroup {}", path.display())
                 })?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// blockIO.weightDevice as runc writes it: on v2 into io.bfq.weight when
+/// that file takes per-device lines (it reads back as more than one number;
+/// without it the entries are left out), on v1 into blkio.weight_device
+/// (CFQ) or else blkio.bfq.weight_device, with leafWeight into
+/// blkio.leaf_weight_device. The kernel refuses a device that is not
+/// scheduled by BFQ (or CFQ): that error is the caller's, as with runc.
+fn write_weight_devices(devices: &[LinuxWeightDevice], path: &Path) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let write = |file: &Path, line: String| {
+        std::fs::write(file, &line).with_context(|| {
+            format!(
+                "set device weight {line:?} in {} of cgroup {}",
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                path.display()
+            )
+        })
+    };
+    if is_v2() {
+        let bfq = controller_dir("", path).join("io.bfq.weight");
+        let per_device =
+            std::fs::read_to_string(&bfq).is_ok_and(|text| text.trim().parse::<u64>().is_err());
+        if per_device {
+            for d in devices {
+                if let Some(w) = d.weight() {
+                    write(&bfq, format!("{}:{} {w}", d.major(), d.minor()))?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let dir = controller_dir("blkio", path);
+    let file = if dir.join("blkio.weight").exists() {
+        dir.join("blkio.weight_device")
+    } else {
+        dir.join("blkio.bfq.weight_device")
+    };
+    for d in devices {
+        if let Some(w) = d.weight().filter(|w| *w != 0) {
+            write(&file, format!("{}:{} {w}", d.major(), d.minor()))?;
+        }
+        if let Some(w) = d.leaf_weight().filter(|w| *w != 0) {
+            write(
+                &dir.join("blkio.leaf_weight_device"),
+                format!("{}:{} {w}", d.major(), d.minor()),
+            )?;
         }
     }
     Ok(())

@@ -1,8 +1,9 @@
 //! linux.resources fields the cgroups and update suites do not cover:
 //! hugepageLimits, rdma, blockIO, memory reservation/swap/checkBeforeUpdate,
 //! cpu burst/idle/realtime, pids 0 and -1. Each test checks the kernel's
-//! files of the container's cgroup (v1 here, v2 in hack/test-v2) and skips,
-//! saying why, only where the kernel lacks the controller or file.
+//! files of the container's cgroup (v1 here, v2 in hack/test-v2), the block
+//! I/O limits also their effect on direct I/O, and skips, saying why, only
+//! where the kernel lacks the controller or file or the machine a device.
 
 use std::path::{Path, PathBuf};
 
@@ -108,10 +109,58 @@ fn rdma_limits_reach_rdma_max() {
     assert_eq!(line, format!("{device} hca_handle=3 hca_object=17"));
 }
 
-/// A block device of the machine and its major:minor: a real disk where
-/// there is one, else any (loop, zram …: io.max and blkio.throttle accept
-/// those as well).
-fn block_device() -> Option<(String, u64, u64)> {
+/// A block device: its name under /sys/block, major and minor.
+#[derive(Clone, Debug)]
+struct Disk {
+    name: String,
+    major: u64,
+    minor: u64,
+}
+
+impl Disk {
+    fn from_name(name: &str) -> Option<Disk> {
+        let dev = std::fs::read_to_string(Path::new("/sys/block").join(name).join("dev")).ok()?;
+        let (major, minor) = dev.trim().split_once(':')?;
+        Some(Disk {
+            name: name.to_string(),
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+
+    fn key(&self) -> String {
+        format!("{}:{}", self.major, self.minor)
+    }
+
+    /// The I/O scheduler the kernel uses for it ("none" when it has none).
+    fn scheduler(&self) -> String {
+        let text = std::fs::read_to_string(
+            Path::new("/sys/block")
+                .join(&self.name)
+                .join("queue/scheduler"),
+        )
+        .unwrap_or_default();
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+            .unwrap_or("none")
+            .to_string()
+    }
+}
+
+/// The scratch disk hack/v2-guest attaches (OZZ_SCRATCH_DISK=/dev/vdX):
+/// empty, the tests may write to it.
+fn scratch_disk() -> Option<Disk> {
+    let path = std::env::var("OZZ_SCRATCH_DISK").ok()?;
+    Disk::from_name(path.strip_prefix("/dev/")?)
+}
+
+/// A block device for the checks that only read: the scratch disk, else a
+/// real disk of the machine (with a device link), else any (loop, zram …:
+/// io.max and blkio.throttle accept those as well).
+fn block_device() -> Option<Disk> {
+    if let Some(d) = scratch_disk() {
+        return Some(d);
+    }
     let mut names: Vec<String> = std::fs::read_dir("/sys/block")
         .ok()?
         .filter_map(|e| e.ok())
@@ -124,10 +173,105 @@ fn block_device() -> Option<(String, u64, u64)> {
             n.clone(),
         )
     });
-    let name = names.into_iter().next()?;
-    let dev = read_trimmed(&Path::new("/sys/block").join(&name).join("dev"));
-    let (major, minor) = dev.split_once(':')?;
-    Some((name, major.parse().ok()?, minor.parse().ok()?))
+    names.iter().find_map(|n| Disk::from_name(n))
+}
+
+/// A bundle whose container sees `disk` as /dev/blk (linux.devices, so also
+/// allowed by the device cgroup) and runs `script`, then writes the seconds
+/// it took (from /proc/uptime) to /out/secs.
+fn timed_disk_bundle(tag: &str, disk: &Disk, script: &str) -> (Bundle, PathBuf) {
+    let (mut b, out) = out_bundle(
+        tag,
+        &format!(
+            "read t0 _ < /proc/uptime; {script}; read t1 _ < /proc/uptime; \
+             echo $t0 $t1 > /out/secs.tmp; mv /out/secs.tmp /out/secs"
+        ),
+    );
+    b.config["linux"]["devices"] = json!([{"path": "/dev/blk", "type": "b",
+        "major": disk.major, "minor": disk.minor, "fileMode": 0o600}]);
+    (b, out)
+}
+
+/// Runs the bundle to its end; the seconds its script took.
+fn run_timed(b: &Bundle, out: &Path) -> f64 {
+    b.create_and_start();
+    // Generous: a throttled run takes seconds, the TCG guest is slow.
+    for _ in 0..1200 {
+        if out.join("secs").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = read_trimmed(&out.join("secs"));
+    let t: Vec<f64> = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    t[1] - t[0]
+}
+
+/// A loop device over an 8 MiB sparse file of this test, for machines
+/// without the guest's scratch disk (a test may write to it), optionally
+/// switched to another I/O scheduler. On drop the scheduler is put back and
+/// the device detached.
+struct LoopDisk {
+    disk: Disk,
+    old_scheduler: Option<String>,
+    _dir: HostDir,
+}
+
+impl LoopDisk {
+    fn new(scheduler: Option<&str>) -> Result<LoopDisk, String> {
+        let dir = HostDir::new("loop-disk");
+        let image = dir.path.join("disk.img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(8 << 20))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image)
+            .output()
+            .map_err(|e| format!("losetup: {e}"))?;
+        let dev = stdout(&out).trim().to_string();
+        if !out.status.success() || dev.is_empty() {
+            return Err(format!("losetup: {}", stderr(&out).trim()));
+        }
+        let Some(disk) = dev.strip_prefix("/dev/").and_then(Disk::from_name) else {
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &dev])
+                .status();
+            return Err(format!("no /sys/block entry for {dev}"));
+        };
+        let mut l = LoopDisk {
+            old_scheduler: None,
+            disk,
+            _dir: dir,
+        };
+        if let Some(want) = scheduler {
+            let old = l.disk.scheduler();
+            std::fs::write(l.scheduler_file(), want)
+                .map_err(|e| format!("cannot schedule {dev} with {want}: {e}"))?;
+            l.old_scheduler = Some(old);
+        }
+        Ok(l)
+    }
+
+    fn scheduler_file(&self) -> PathBuf {
+        Path::new("/sys/block")
+            .join(&self.disk.name)
+            .join("queue/scheduler")
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old_scheduler {
+            let _ = std::fs::write(self.scheduler_file(), old);
+        }
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &format!("/dev/{}", self.disk.name)])
+            .status();
+    }
 }
 
 #[test]
@@ -136,9 +280,10 @@ fn block_io_throttles_reach_the_kernel() {
     if !has_controller(if is_cgroup_v2() { "io" } else { "blkio" }) {
         return skip(T, "the kernel has no io/blkio cgroup controller");
     }
-    let Some((name, major, minor)) = block_device() else {
+    let Some(disk) = block_device() else {
         return skip(T, "no block device under /sys/block");
     };
+    let (name, major, minor) = (&disk.name, disk.major, disk.minor);
     let dev = |rate: u64| json!([{"major": major, "minor": minor, "rate": rate}]);
     let mut b = bundle("blkio", &["sleep", "1000"]);
     b.config["linux"]["resources"]["blockIO"] = json!({
@@ -148,7 +293,7 @@ fn block_io_throttles_reach_the_kernel() {
         "throttleWriteIOPSDevice": dev(200),
     });
     start(&b);
-    let key = format!("{major}:{minor}");
+    let key = disk.key();
     if is_cgroup_v2() {
         let max = read_trimmed(&b.cgroup_dir("").join("io.max"));
         let line = max
@@ -232,6 +377,246 @@ fn block_io_weight_reaches_the_weight_file() {
         500
     };
     assert_eq!(default, want.to_string(), "{}", file.display());
+}
+
+/// Bytes per second of `dd` reading `count` blocks of `bs` bytes with
+/// O_DIRECT from the disk, in a container given it as /dev/blk, with
+/// `block_io` as its linux.resources.blockIO (reads only: this may be the
+/// machine's own disk).
+fn direct_read_rate(disk: &Disk, bs: u64, count: u64, block_io: serde_json::Value) -> f64 {
+    let (mut b, out) = timed_disk_bundle(
+        "blkio-read",
+        disk,
+        &format!("dd if=/dev/blk of=/dev/null bs={bs} count={count} iflag=direct 2>/out/dd"),
+    );
+    b.config["linux"]["resources"]["blockIO"] = block_io;
+    let secs = run_timed(&b, &out);
+    let dd = std::fs::read_to_string(out.join("dd")).unwrap_or_default();
+    assert!(
+        dd.contains(&format!("{count}+0 records in")),
+        "dd did not read it all: {dd}"
+    );
+    (bs * count) as f64 / secs.max(0.01)
+}
+
+/// A disk of at least 1 MiB that root can open here: the scratch disk, else
+/// the first such disk of the machine (only ever read). Sandboxes often
+/// refuse to open the machine's own disks (EPERM): the reason comes back.
+fn readable_disk() -> Result<Disk, String> {
+    let mut why = Vec::new();
+    let mut disks: Vec<Disk> = scratch_disk().into_iter().collect();
+    if let Some(d) = block_device() {
+        disks.push(d);
+    }
+    for d in disks {
+        let sectors: u64 =
+            std::fs::read_to_string(Path::new("/sys/block").join(&d.name).join("size"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+        if sectors < 2048 {
+            why.push(format!("{} is smaller than 1 MiB", d.name));
+            continue;
+        }
+        match std::fs::File::open(Path::new("/dev").join(&d.name)) {
+            Ok(_) => return Ok(d),
+            Err(e) => why.push(format!("cannot open /dev/{}: {e}", d.name)),
+        }
+    }
+    if why.is_empty() {
+        why.push("no block device under /sys/block".into());
+    }
+    Err(why.join("; "))
+}
+
+#[test]
+fn block_io_read_bps_throttle_slows_direct_reads() {
+    const T: &str = "block_io_read_bps_throttle_slows_direct_reads";
+    if !has_controller(if is_cgroup_v2() { "io" } else { "blkio" }) {
+        return skip(T, "the kernel has no io/blkio cgroup controller");
+    }
+    let mut _loop = None;
+    let disk = match readable_disk() {
+        Ok(d) => d,
+        Err(why) => match LoopDisk::new(None) {
+            Ok(l) => {
+                let d = l.disk.clone();
+                _loop = Some(l);
+                d
+            }
+            Err(e) => return skip(T, &format!("no disk to read: {why}; no loop device: {e}")),
+        },
+    };
+    let rate: u64 = 256 << 10;
+    // Unthrottled first: the disk must be much faster than the limit for
+    // the throttled rate to mean anything.
+    let free = direct_read_rate(&disk, 64 << 10, 16, json!({}));
+    assert!(
+        free > 3.0 * rate as f64,
+        "{}: unthrottled direct reads already as slow as the limit: {free:.0} B/s",
+        disk.name
+    );
+    let limited = direct_read_rate(
+        &disk,
+        64 << 10,
+        16,
+        json!({"throttleReadBpsDevice":
+            [{"major": disk.major, "minor": disk.minor, "rate": rate}]}),
+    );
+    eprintln!(
+        "{T}: {}: {free:.0} B/s free, {limited:.0} B/s under {rate}",
+        disk.name
+    );
+    // 1 MiB at 256 KiB/s: about 4 s, whatever the first slice lets through.
+    assert!(
+        limited <= 1.3 * rate as f64,
+        "{}: {limited:.0} B/s read under a {rate} B/s limit (unthrottled {free:.0} B/s)",
+        disk.name
+    );
+}
+
+#[test]
+fn block_io_write_iops_throttle_slows_direct_writes() {
+    const T: &str = "block_io_write_iops_throttle_slows_direct_writes";
+    if !has_controller(if is_cgroup_v2() { "io" } else { "blkio" }) {
+        return skip(T, "the kernel has no io/blkio cgroup controller");
+    }
+    // Only to a disk of the test's own: the guest's scratch disk, else a
+    // loop device over a file (the machine's disks are never written to).
+    let mut _loop = None;
+    let disk = match scratch_disk() {
+        Some(d) => d,
+        None => match LoopDisk::new(None) {
+            Ok(l) => {
+                let d = l.disk.clone();
+                _loop = Some(l);
+                d
+            }
+            Err(e) => {
+                return skip(
+                    T,
+                    &format!("no scratch disk (OZZ_SCRATCH_DISK) and no loop device: {e}"),
+                )
+            }
+        },
+    };
+    let iops: u64 = 20;
+    let count: u64 = 40;
+    let write = format!(
+        "dd if=/dev/zero of=/dev/blk bs=4096 count={count} oflag=direct conv=notrunc 2>/out/dd"
+    );
+    let rate = |block_io: serde_json::Value| {
+        let (mut b, out) = timed_disk_bundle("blkio-write", &disk, &write);
+        b.config["linux"]["resources"]["blockIO"] = block_io;
+        let secs = run_timed(&b, &out);
+        let dd = std::fs::read_to_string(out.join("dd")).unwrap_or_default();
+        assert!(
+            dd.contains(&format!("{count}+0 records out")),
+            "dd did not write it all: {dd}"
+        );
+        count as f64 / secs.max(0.01)
+    };
+    let free = rate(json!({}));
+    assert!(
+        free > 3.0 * iops as f64,
+        "{}: unthrottled direct writes already as slow as the limit: {free:.1}/s",
+        disk.name
+    );
+    let limited = rate(json!({"throttleWriteIOPSDevice":
+        [{"major": disk.major, "minor": disk.minor, "rate": iops}]}));
+    eprintln!(
+        "{T}: {}: {free:.1}/s free, {limited:.1}/s under {iops}",
+        disk.name
+    );
+    // 40 writes at 20 per second: about 2 s.
+    assert!(
+        limited <= 1.3 * iops as f64,
+        "{}: {limited:.1} writes/s under a limit of {iops} (unthrottled {free:.1}/s)",
+        disk.name
+    );
+}
+
+/// A disk the BFQ scheduler runs (or CFQ, on old v1 kernels): only those
+/// take a per-device weight. The scratch disk first.
+fn weighted_disk() -> Option<Disk> {
+    let mut disks: Vec<Disk> = scratch_disk().into_iter().collect();
+    if let Ok(entries) = std::fs::read_dir("/sys/block") {
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        disks.extend(names.iter().filter_map(|n| Disk::from_name(n)));
+    }
+    disks
+        .into_iter()
+        .find(|d| matches!(d.scheduler().as_str(), "bfq" | "cfq"))
+}
+
+#[test]
+fn block_io_weight_device_reaches_the_device_weight_file() {
+    const T: &str = "block_io_weight_device_reaches_the_device_weight_file";
+    if !has_controller(if is_cgroup_v2() { "io" } else { "blkio" }) {
+        return skip(T, "the kernel has no io/blkio cgroup controller");
+    }
+    // Without a BFQ disk and without the guest's scratch disk (whose
+    // scheduler hack/test-v2 picks: switching a loop device to BFQ would
+    // load BFQ behind its back), a loop device of our own.
+    let mut _loop = None;
+    let mut why_no_loop = String::new();
+    let mut found = weighted_disk();
+    if found.is_none() && scratch_disk().is_none() {
+        match LoopDisk::new(Some("bfq")) {
+            Ok(l) => {
+                found = Some(l.disk.clone());
+                _loop = Some(l);
+            }
+            Err(e) => why_no_loop = format!("; no BFQ loop device either: {e}"),
+        }
+    }
+    let Some(disk) = found else {
+        // runc leaves weightDevice out on v2 when there is no io.bfq.weight
+        // (BFQ not loaded): the container must start all the same.
+        if is_cgroup_v2() {
+            let probe = bundle("blkio-wdev-probe", &["sleep", "1000"]);
+            start(&probe);
+            let bfq_loaded = probe.cgroup_dir("").join("io.bfq.weight").exists();
+            drop(probe);
+            if let (false, Some(any)) = (bfq_loaded, block_device()) {
+                let mut b = bundle("blkio-wdev-none", &["sleep", "1000"]);
+                b.config["linux"]["resources"]["blockIO"] = json!({"weightDevice":
+                    [{"major": any.major, "minor": any.minor, "weight": 300}]});
+                start(&b);
+                return skip(
+                    T,
+                    "no disk scheduled by BFQ (BFQ not loaded): checked only that \
+                     weightDevice is left out, as runc does",
+                );
+            }
+        }
+        return skip(
+            T,
+            &format!("no disk scheduled by BFQ or CFQ: nothing takes a device weight{why_no_loop}"),
+        );
+    };
+    let mut b = bundle("blkio-wdev", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["blockIO"] = json!({"weightDevice":
+        [{"major": disk.major, "minor": disk.minor, "weight": 300}]});
+    start(&b);
+    let want = format!("{} 300", disk.key());
+    let file = if is_cgroup_v2() {
+        b.cgroup_dir("").join("io.bfq.weight")
+    } else if disk.scheduler() == "cfq" {
+        b.cgroup_dir("blkio").join("blkio.weight_device")
+    } else {
+        b.cgroup_dir("blkio").join("blkio.bfq.weight_device")
+    };
+    let text = read_trimmed(&file);
+    assert!(
+        text.lines().any(|l| l.trim() == want),
+        "{want:?} not in {}: {text:?}",
+        file.display()
+    );
 }
 
 #[test]
