@@ -9,7 +9,7 @@ use libcgroups::common::{
     ControllerOpt, FreezerState,
 };
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxResources, Spec};
+use oci_spec::runtime::{LinuxResources, LinuxWeightDevice, Spec};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -94,6 +94,35 @@ pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
 }
 
 pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
+    check_memory_usage(resources, path)?;
+    let dir = controller_dir("", path);
+    // why: libcgroups converts a blockIO weight for v2's io.weight in u16
+    // arithmetic, which overflows (a panic in debug builds, a wrong weight in
+    // release) for any weight above 16; runc's conversion, done here.
+    let mut resources = resources.clone();
+    let mut io_weight = None;
+    if is_v2() && !dir.join("io.bfq.weight").exists() {
+        if let Some(mut blkio) = resources.block_io().clone() {
+            if let Some(w) = blkio.weight().filter(|w| *w > 0) {
+                io_weight = Some(1 + (u64::from(w).saturating_sub(10)) * 9999 / 990);
+                blkio.set_weight(None);
+                resources.set_block_io(Some(blkio));
+            }
+        }
+    }
+    // why: libcgroups writes weightDevice to io.bfq.weight unconditionally
+    // on v2 (failing where BFQ is not loaded) and not at all on v1; runc
+    // writes it where the kernel has a per-device weight file and otherwise
+    // leaves it out. Done here, after the rest.
+    let mut weight_devices = Vec::new();
+    if let Some(mut blkio) = resources.block_io().clone() {
+        if let Some(devices) = blkio.weight_device().clone() {
+            weight_devices = devices;
+            blkio.set_weight_device(None);
+            resources.set_block_io(Some(blkio));
+        }
+    }
+    let resources = &resources;
     let opts = ControllerOpt {
         resources,
         disable_oom_killer: resources
@@ -106,7 +135,110 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
     };
     manager
         .apply(&opts)
-        .map_err(|e| anyhow!("apply resources to cgroup {}: {e}", path.display()))
+        .map_err(|e| anyhow!("apply resources to cgroup {}: {e}", path.display()))?;
+    if let Some(weight) = io_weight {
+        std::fs::write(dir.join("io.weight"), weight.to_string())
+            .with_context(|| format!("write io.weight of cgroup {}", path.display()))?;
+    }
+    write_weight_devices(&weight_devices, path)?;
+    // why: swap equal to the limit means no swap; runc writes 0 to
+    // memory.swap.max (when the kernel accounts swap), libcgroups skips a 0
+    // and leaves "max".
+    if is_v2() && dir.join("memory.swap.max").exists() {
+        if let Some(m) = resources.memory() {
+            if m.limit().is_some_and(|l| l > 0) && m.swap() == m.limit() {
+                std::fs::write(dir.join("memory.swap.max"), "0").with_context(|| {
+                    format!("write memory.swap.max of cgroup {}", path.display())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// blockIO.weightDevice as runc writes it: on v2 into io.bfq.weight when
+/// that file takes per-device lines (it reads back as more than one number;
+/// without it the entries are left out), on v1 into blkio.weight_device
+/// (CFQ) or else blkio.bfq.weight_device, with leafWeight into
+/// blkio.leaf_weight_device. The kernel refuses a device that is not
+/// scheduled by BFQ (or CFQ): that error is the caller's, as with runc.
+fn write_weight_devices(devices: &[LinuxWeightDevice], path: &Path) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let write = |file: &Path, line: String| {
+        std::fs::write(file, &line).with_context(|| {
+            format!(
+                "set device weight {line:?} in {} of cgroup {}",
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                path.display()
+            )
+        })
+    };
+    if is_v2() {
+        let bfq = controller_dir("", path).join("io.bfq.weight");
+        let per_device =
+            std::fs::read_to_string(&bfq).is_ok_and(|text| text.trim().parse::<u64>().is_err());
+        if per_device {
+            for d in devices {
+                if let Some(w) = d.weight() {
+                    write(&bfq, format!("{}:{} {w}", d.major(), d.minor()))?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let dir = controller_dir("blkio", path);
+    let file = if dir.join("blkio.weight").exists() {
+        dir.join("blkio.weight_device")
+    } else {
+        dir.join("blkio.bfq.weight_device")
+    };
+    for d in devices {
+        if let Some(w) = d.weight().filter(|w| *w != 0) {
+            write(&file, format!("{}:{} {w}", d.major(), d.minor()))?;
+        }
+        if let Some(w) = d.leaf_weight().filter(|w| *w != 0) {
+            write(
+                &dir.join("blkio.leaf_weight_device"),
+                format!("{}:{} {w}", d.major(), d.minor()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// why: runc refuses, under memory.checkBeforeUpdate on v2, a memory (or
+/// memory+swap) limit not above the cgroup's memory.current, instead of
+/// letting the kernel reclaim or OOM-kill the container; libcgroups ignores
+/// the field. (On v1 the kernel itself refuses with EBUSY what it cannot
+/// reclaim.)
+fn check_memory_usage(resources: &LinuxResources, path: &Path) -> Result<()> {
+    let Some(memory) = resources.memory() else {
+        return Ok(());
+    };
+    if !is_v2() || memory.check_before_update() != Some(true) {
+        return Ok(());
+    }
+    // Best effort, as runc: no usage to read (a cgroup being created) is no
+    // refusal.
+    let Some(usage) = std::fs::read_to_string(controller_dir("", path).join("memory.current"))
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    if let Some(swap) = memory.swap().filter(|s| *s > 0) {
+        if swap <= usage {
+            bail!("rejecting memory+swap limit {swap} <= usage {usage}");
+        }
+    }
+    if let Some(limit) = memory.limit().filter(|l| *l > 0) {
+        if limit <= usage {
+            bail!("rejecting memory limit {limit} <= usage {usage}");
+        }
+    }
+    Ok(())
 }
 
 pub fn freeze(path: &Path, frozen: bool) -> Result<()> {
@@ -288,6 +420,17 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     // caller learns its limits would not apply.
     if !is_v2() && resources.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         bail!("invalid configuration: cannot use unified on cgroup v1");
+    }
+    // why: a pids limit of 0 is a real limit since runc 1.4 (runc#4949),
+    // which writes it as 1 (0 and 1 forbid fork alike); libcgroups does so on
+    // v2 but writes "max" on v1.
+    if !is_v2() && resources.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        resources.set_pids(Some(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(1)
+                .build()
+                .context("pids limit")?,
+        ));
     }
     let mut rules = resources.devices().clone().unwrap_or_default();
     let mut extra = vec![

@@ -138,29 +138,93 @@ fn stream(b: &Bundle, interval: &str) -> (Child, mpsc::Receiver<Value>) {
     (child, rx)
 }
 
-fn oom_counter_exists(b: &Bundle) -> bool {
+/// The kernel's count of OOM kills in the container's cgroup, if it keeps one.
+fn oom_kills(b: &Bundle) -> Option<u64> {
     let file: PathBuf = if is_cgroup_v2() {
         b.cgroup_dir("").join("memory.events")
     } else {
         b.cgroup_dir("memory").join("memory.oom_control")
     };
-    std::fs::read_to_string(&file).is_ok_and(|t| t.lines().any(|l| l.starts_with("oom_kill ")))
+    keyed(&std::fs::read_to_string(file).ok()?, "oom_kill")
+}
+
+/// What the kernel says of the container's memory, for a failure message:
+/// the OOM counters, the usage, and each process with its state.
+fn memory_report(b: &Bundle) -> String {
+    let (events, usage, stat) = if is_cgroup_v2() {
+        let dir = b.cgroup_dir("");
+        (
+            dir.join("memory.events"),
+            dir.join("memory.current"),
+            dir.join("memory.stat"),
+        )
+    } else {
+        let dir = b.cgroup_dir("memory");
+        (
+            dir.join("memory.oom_control"),
+            dir.join("memory.usage_in_bytes"),
+            dir.join("memory.stat"),
+        )
+    };
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .replace('\n', " ")
+    };
+    let ps: Vec<String> = procs(b)
+        .iter()
+        .map(|pid| {
+            let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+            let cmd = read(Path::new(&format!("/proc/{pid}/cmdline"))).replace('\0', " ");
+            format!(
+                "{pid} [{}] {cmd}",
+                stat.split(") ")
+                    .nth(1)
+                    .unwrap_or("?")
+                    .chars()
+                    .next()
+                    .unwrap_or('?')
+            )
+        })
+        .collect();
+    // Anonymous against file-backed memory, and how often file pages came
+    // back after reclaim.
+    let stat: Vec<String> = std::fs::read_to_string(stat)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let key = l.split(' ').next().unwrap_or("");
+            ["anon", "rss", "file", "cache", "shmem"].contains(&key)
+                || key.starts_with("workingset_refault")
+                || key == "pgmajfault"
+        })
+        .map(str::to_string)
+        .collect();
+    format!(
+        "events: {}; usage: {}; stat: {stat:?}; processes: {ps:?}",
+        read(&events).trim(),
+        read(&usage).trim()
+    )
 }
 
 #[test]
 fn streaming_reports_stats_and_an_oom_kill_then_ends_with_the_container() {
     let limit: u64 = 16 << 20;
-    // After /out/go, an inner shell collects 64 MiB: the OOM killer takes it,
-    // and the init carries on sleeping.
+    // After /out/go, dd reads 64 MiB of zeros into one buffer: the OOM
+    // killer takes it, and the init carries on sleeping. The buffer fills
+    // inside a single read(), so the kernel runs out of memory to reclaim at
+    // once; a hog that needs its own text while it grows (a shell collecting
+    // a pipe) keeps evicting and re-reading busybox from the 9p root of the
+    // v2 guest, and reaches the OOM kill as late as that I/O lets it.
     let (mut b, out) = out_bundle(
         "ev-oom",
         "while [ ! -e /out/go ]; do sleep 0.1; done; \
-         sh -c 'x=$(head -c 67108864 /dev/zero | tr \"\\\\0\" a); echo survived ${#x} > /out/r'; \
+         dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived > /out/r; \
          exec sleep 1000",
     );
     b.config["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit});
     b.create_and_start();
-    if !oom_counter_exists(&b) {
+    if oom_kills(&b).is_none() {
         eprintln!("skipped: this kernel keeps no oom_kill counter");
         return;
     }
@@ -193,8 +257,13 @@ fn streaming_reports_stats_and_an_oom_kill_then_ends_with_the_container() {
             _ => panic!("unexpected line: {event}"),
         }
     }
-    assert!(saw_oom, "no oom event ({stats} stats events)");
+    assert!(
+        saw_oom,
+        "no oom event ({stats} stats events); the cgroup: {}",
+        memory_report(&b)
+    );
     assert!(!Path::new(&out.join("r")).exists(), "the hog survived");
+    assert_eq!(oom_kills(&b), Some(1), "{}", memory_report(&b));
     assert_eq!(b.status(), "running", "the init should survive");
 
     // The stream ends, with 0, once the container stops.
