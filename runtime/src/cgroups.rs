@@ -469,9 +469,15 @@ pub fn oom_kill_count(path: &Path) -> Option<u64> {
     } else {
         controller_dir("memory", path).join("memory.oom_control")
     };
+    read_keyed(&file, "oom_kill")
+}
+
+/// The number after `key ` in a flat-keyed cgroup file (memory.events,
+/// memory.stat, pids.events, memory.oom_control).
+pub fn read_keyed(file: &Path, key: &str) -> Option<u64> {
     std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-        let (key, value) = l.split_once(' ')?;
-        (key == "oom_kill").then(|| value.trim().parse().ok())?
+        let (k, value) = l.split_once(' ')?;
+        (k == key).then(|| value.trim().parse().ok())?
     })
 }
 

@@ -171,6 +171,23 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
 }
 
+/// Every container under the root with its status, oldest first; a
+/// directory without a readable state.json is passed over.
+pub fn load_all(root: &Path) -> Vec<(ContainerState, Status)> {
+    let mut all = Vec::new();
+    if let Ok(entries) = fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if let Ok(state) = load_state_file(&dir.join(STATE_FILE)) {
+                let status = state.status(&dir);
+                all.push((state, status));
+            }
+        }
+    }
+    all.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+    all
+}
+
 /// Liveness of a host process as /proc/PID/stat reports it.
 pub struct ProcStat {
     pub state: char,

@@ -110,10 +110,10 @@ impl Files<'_> {
 
     /// `key value` lines (memory.events, memory.stat, pids.events).
     fn keyed(&self, controller: &str, file: &str, key: &str) -> Option<u64> {
-        self.read(controller, file)?.lines().find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok())?
-        })
+        cgroups::read_keyed(
+            &cgroups::controller_dir(controller, self.cgroup).join(file),
+            key,
+        )
     }
 
     fn failcnt(&self, name: &str) -> Option<u64> {

@@ -10,7 +10,7 @@ use crate::beancounters::params::UNLIMITED;
 use crate::beancounters::view;
 use crate::cli::list::format_table;
 use crate::cli::{BeancountersArgs, OutputFormat};
-use crate::state::{load_state_file, ContainerDir, ContainerState, Status, STATE_FILE};
+use crate::state::{ContainerDir, ContainerState, Status};
 
 pub fn run(root: &Path, args: &BeancountersArgs) -> Result<()> {
     let containers = if args.ids.is_empty() {
@@ -75,17 +75,9 @@ fn cell(value: Option<u64>) -> String {
 
 /// Every container under the root that is not stopped, oldest first.
 pub fn every_container(root: &Path) -> Vec<ContainerState> {
-    let mut states = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            if let Ok(state) = load_state_file(&dir.join(STATE_FILE)) {
-                if state.status(&dir) != Status::Stopped {
-                    states.push(state);
-                }
-            }
-        }
-    }
-    states.sort_by(|a, b| a.created.cmp(&b.created));
-    states
+    crate::state::load_all(root)
+        .into_iter()
+        .filter(|(_, status)| *status != Status::Stopped)
+        .map(|(state, _)| state)
+        .collect()
 }

@@ -5,21 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::{ListArgs, OutputFormat};
-use crate::state::{load_state_file, STATE_FILE};
 
 pub fn run(root: &Path, args: &ListArgs) -> Result<()> {
-    let mut rows = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let Ok(state) = load_state_file(&dir.join(STATE_FILE)) else {
-                continue;
-            };
-            let status = state.status(&dir);
-            rows.push((state, status));
-        }
-    }
-    rows.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+    let rows = crate::state::load_all(root);
     if args.quiet {
         for (state, _) in &rows {
             println!("{}", state.id);
