@@ -254,6 +254,12 @@ fn streaming_reports_stats_and_an_oom_kill_then_ends_with_the_container() {
                 break;
             }
             Some("stats") => stats += 1,
+            // The hog's charges beyond the limit grow physpages' failcnt
+            // (memory.events max on v2) before the kill.
+            Some("beancounter") => {
+                assert_eq!(event["id"], json!(b.id), "{event}");
+                assert!(event["data"]["resource"].is_string(), "{event}");
+            }
             _ => panic!("unexpected line: {event}"),
         }
     }
