@@ -141,6 +141,7 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
             .with_context(|| format!("write io.weight of cgroup {}", path.display()))?;
     }
     write_weight_devices(&weight_devices, path)?;
+    write_rdma(resources, path)?;
     // why: swap equal to the limit means no swap; runc writes 0 to
     // memory.swap.max (when the kernel accounts swap), libcgroups skips a 0
     // and leaves "max".
@@ -152,6 +153,34 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
                 })?;
             }
         }
+    }
+    Ok(())
+}
+
+/// linux.resources.rdma into rdma.max (v2): libcgroups has no rdma
+/// controller and would drop the limits without a word.
+fn write_rdma(resources: &LinuxResources, path: &Path) -> Result<()> {
+    let Some(rdma) = resources.rdma().as_ref().filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
+    let file = controller_dir("rdma", path).join("rdma.max");
+    // Sorted: one write per device, in an order that does not depend on
+    // hashing.
+    let mut devices: Vec<_> = rdma.iter().collect();
+    devices.sort_by(|a, b| a.0.cmp(b.0));
+    for (device, limits) in devices {
+        let mut line = device.clone();
+        if let Some(handles) = limits.hca_handles() {
+            line.push_str(&format!(" hca_handle={handles}"));
+        }
+        if let Some(objects) = limits.hca_objects() {
+            line.push_str(&format!(" hca_object={objects}"));
+        }
+        if line == *device {
+            continue;
+        }
+        std::fs::write(&file, &line)
+            .with_context(|| format!("write {line:?} to rdma.max of cgroup {}", path.display()))?;
     }
     Ok(())
 }
@@ -431,6 +460,11 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
                 .build()
                 .context("pids limit")?,
         ));
+    }
+    // why: ozz writes rdma limits on v2 only; on a v1 host they would be
+    // dropped, so they are refused before anything is created.
+    if !is_v2() && resources.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        bail!("invalid configuration: rdma limits need cgroup v2");
     }
     let mut rules = resources.devices().clone().unwrap_or_default();
     let mut extra = vec![

@@ -81,10 +81,17 @@ fn hugepage_limits_reach_the_hugetlb_files() {
 fn rdma_limits_reach_rdma_max() {
     const T: &str = "rdma_limits_reach_rdma_max";
     if !is_cgroup_v2() {
-        return skip(
-            T,
-            "rdma limits are checked on cgroup v2 only (hack/test-v2)",
-        );
+        // ozz writes rdma.max on v2 only: on v1 the limits are refused
+        // rather than dropped, and the failed create leaves nothing.
+        let mut b = bundle("rdma-v1", &["true"]);
+        b.config["linux"]["resources"]["rdma"] = json!({"rxe0": {"hcaHandles": 3}});
+        let out = b.create(&[]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("rdma limits need cgroup v2"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!state_root().join(&b.id).exists());
+        return;
     }
     if !has_controller("rdma") {
         return skip(T, "the kernel has no rdma cgroup controller");
