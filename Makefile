@@ -40,11 +40,15 @@ test-v2: build
 e2e-podman: build
 	hack/e2e-podman --ozz $(OZZ)
 
+# The guest's /tmp is a fresh tmpfs: the checkout (wherever it is) is shared
+# read-write at its own path, so its scripts and binary are there.
+GUEST_RWDIRS := $(CURDIR) /tmp/ozz-guest
+
 # The podman checks that touch cgroups, again in the cgroup v2 guest (the
 # whole script takes ~15 minutes under TCG; these ~5). Exit 77: no guest.
 E2E_V2_ONLY := cgroup|stats|update|pause|pids|beancounter
 e2e-podman-v2: build
-	E2E_ONLY='$(E2E_V2_ONLY)' hack/v2-guest hack/e2e-podman --ozz $(OZZ); \
+	E2E_ONLY='$(E2E_V2_ONLY)' OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-podman --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-podman-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
@@ -55,7 +59,7 @@ e2e-containerd: build
 
 # All of them again in the cgroup v2 guest (~2 minutes). Exit 77: no guest.
 e2e-containerd-v2: build
-	hack/v2-guest hack/e2e-containerd --ozz $(OZZ); \
+	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-containerd --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-containerd-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
