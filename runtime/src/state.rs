@@ -188,6 +188,15 @@ pub fn load_all(root: &Path) -> Vec<(ContainerState, Status)> {
     all
 }
 
+/// Every container under the root that is not stopped, oldest first.
+pub fn running_containers(root: &Path) -> Vec<ContainerState> {
+    load_all(root)
+        .into_iter()
+        .filter(|(_, status)| *status != Status::Stopped)
+        .map(|(state, _)| state)
+        .collect()
+}
+
 /// Liveness of a host process as /proc/PID/stat reports it.
 pub struct ProcStat {
     pub state: char,

@@ -6,8 +6,27 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
+use oci_spec::runtime::{Mount, Spec};
 
 use crate::mount_api::{fsconfig_reconfigure, fsconfig_set_flag, fsconfig_set_string, fspick};
+
+/// The container's /dev/pts mount of type devpts (the last one wins, as
+/// mounts are applied in order), where numpty's `max=` lives.
+pub fn mount_mut(mounts: &mut [Mount]) -> Option<&mut Mount> {
+    mounts.iter_mut().rev().find(|m| {
+        m.destination() == std::path::Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts")
+    })
+}
+
+/// The `max=` the config gives the container's devpts, if any.
+pub fn configured_max(spec: &Spec) -> Option<u64> {
+    let mut mounts = spec.mounts().clone()?;
+    mount_mut(&mut mounts)?
+        .options()
+        .as_ref()?
+        .iter()
+        .find_map(|o| o.strip_prefix("max=")?.parse().ok())
+}
 
 /// Reconfigures the devpts mounted at the container's /dev/pts with its
 /// configured `options` and the new `max` (None: the kernel's default).

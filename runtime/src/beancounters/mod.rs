@@ -25,14 +25,17 @@ pub fn apply_to_spec(spec: Spec, rootfs: &Path, v2: bool) -> Result<Spec> {
         return Ok(spec);
     }
     let mut config = serde_json::to_value(&spec).context("encode config")?;
-    let plan = mapping::plan(&settings, &target(&config, rootfs, v2))?;
+    let plan = mapping::plan(
+        &settings,
+        &target(&config["linux"]["resources"], rootfs, v2),
+    )?;
     mapping::merge_into_config(&mut config, &plan, v2)?;
     serde_json::from_value(config).context("config with beancounters")
 }
 
-/// What the mapping needs from a config: its memory limit and CFS period.
-pub fn target<'a>(config: &Value, rootfs: &'a Path, v2: bool) -> mapping::Target<'a> {
-    let resources = &config["linux"]["resources"];
+/// What the mapping needs from a config's linux.resources (as JSON): its
+/// memory limit and CFS period.
+pub fn target<'a>(resources: &Value, rootfs: &'a Path, v2: bool) -> mapping::Target<'a> {
     mapping::Target {
         v2,
         memory_limit: resources["memory"]["limit"].as_i64(),

@@ -253,7 +253,8 @@ impl Files<'_> {
             ("numothersock", _) => row.held = Some(procs.sockets(false)),
             ("numpty", _) => {
                 row.held = procs.ptys();
-                row.limit = devpts_max(state).or(stored.map(|p| p.limit));
+                row.limit =
+                    super::devpts::configured_max(&state.config).or(stored.map(|p| p.limit));
                 row.barrier = row.barrier.or(row.limit);
             }
             _ => {}
@@ -377,19 +378,4 @@ impl Procs {
                 .count() as u64,
         )
     }
-}
-
-/// The `max=` option of the container's /dev/pts mount, from its config.
-fn devpts_max(state: &ContainerState) -> Option<u64> {
-    state
-        .config
-        .mounts()
-        .as_ref()?
-        .iter()
-        .rev()
-        .find(|m| m.destination() == Path::new("/dev/pts"))?
-        .options()
-        .as_ref()?
-        .iter()
-        .find_map(|o| o.strip_prefix("max=")?.parse().ok())
 }

@@ -10,11 +10,11 @@ use crate::beancounters::params::UNLIMITED;
 use crate::beancounters::view;
 use crate::cli::list::format_table;
 use crate::cli::{BeancountersArgs, OutputFormat};
-use crate::state::{ContainerDir, ContainerState, Status};
+use crate::state::{ContainerDir, Status};
 
 pub fn run(root: &Path, args: &BeancountersArgs) -> Result<()> {
     let containers = if args.ids.is_empty() {
-        every_container(root)
+        crate::state::running_containers(root)
     } else {
         let mut states = Vec::new();
         for id in &args.ids {
@@ -71,13 +71,4 @@ fn cell(value: Option<u64>) -> String {
         Some(v) if v >= UNLIMITED => "unlimited".into(),
         Some(v) => v.to_string(),
     }
-}
-
-/// Every container under the root that is not stopped, oldest first.
-pub fn every_container(root: &Path) -> Vec<ContainerState> {
-    crate::state::load_all(root)
-        .into_iter()
-        .filter(|(_, status)| *status != Status::Stopped)
-        .map(|(state, _)| state)
-        .collect()
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::beancounters::every_container;
 use crate::cli::PidArgs;
+use crate::state::running_containers;
 
 pub fn run(root: &Path, args: &PidArgs) -> Result<()> {
     let text = std::fs::read_to_string(format!("/proc/{}/cgroup", args.pid))
@@ -19,7 +19,7 @@ pub fn run(root: &Path, args: &PidArgs) -> Result<()> {
         .map(PathBuf::from)
         .collect();
     // The deepest match wins: a container's cgroup may sit below another's.
-    let owner = every_container(root)
+    let owner = running_containers(root)
         .into_iter()
         .filter(|state| paths.iter().any(|p| p.starts_with(&state.cgroup_path)))
         .max_by_key(|state| state.cgroup_path.components().count());

@@ -104,8 +104,7 @@ fn beancounter_update(
     }
     let settings = beancounters::Settings::from_annotations(&annotations)?;
     let merged = serde_json::to_value(merge_resources(config, update)?)?;
-    let v2 = cgroups::is_v2();
-    let target = beancounters::target(&json!({"linux": {"resources": merged}}), rootfs, v2);
+    let target = beancounters::target(&merged, rootfs, cgroups::is_v2());
     let plan = beancounters::mapping::plan(&settings, &target)?;
     for field in &plan.fields {
         let mut slot = Some(update);
@@ -165,10 +164,7 @@ fn set_running_rlimits(cgroup: &Path, rlimits: &[beancounters::mapping::Rlimit])
 /// options.
 fn set_devpts_max(config: &mut Spec, init_pid: i32, max: Option<u64>) -> Result<()> {
     let mut mounts = config.mounts().clone().unwrap_or_default();
-    let mount = mounts
-        .iter_mut()
-        .rev()
-        .find(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"))
+    let mount = beancounters::devpts::mount_mut(&mut mounts)
         .context("beancounter numpty needs a devpts mount at /dev/pts")?;
     let mut options: Vec<String> = mount
         .options()

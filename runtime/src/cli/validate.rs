@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::beancounters::params::{self, Control, UNLIMITED};
 use crate::beancounters::{mapping, Settings};
 use crate::cgroups;
-use crate::cli::beancounters::every_container;
 use crate::cli::split;
 use crate::cli::ValidateArgs;
+use crate::state::running_containers;
 
 #[derive(Default)]
 struct Findings {
@@ -74,7 +74,7 @@ fn check(root: &Path, bundle: &Path, findings: &mut Findings) {
     };
     let plan = mapping::plan(
         &settings,
-        &crate::beancounters::target(&config, &loaded.rootfs, v2),
+        &crate::beancounters::target(&config["linux"]["resources"], &loaded.rootfs, v2),
     );
     match plan {
         Ok(plan) => {
@@ -294,7 +294,7 @@ fn check_guarantees(root: &Path, resources: &Value, host: &split::Host, findings
         return;
     }
     let mut total = this;
-    for state in every_container(root) {
+    for state in running_containers(root) {
         let dir = cgroups::controller_dir("memory", &state.cgroup_path);
         let files: &[&str] = if v2 {
             &["memory.min", "memory.low"]
