@@ -81,6 +81,28 @@ fn settled<T: PartialEq + Clone + std::fmt::Debug>(mut read: impl FnMut() -> T) 
 /// A fork bomb: each shell starts two more, `depth` levels deep, then
 /// becomes a sleep. ash prints one "can't fork" message for each fork the
 /// kernel refuses, and that shell ends.
+/// The view, taken while the kernel's files it is compared with held still:
+/// `kernel` reads them before and after, and only an unchanged pair counts.
+/// Memory counters move even in a frozen cgroup: the kernel hands back a
+/// CPU's cached charge batch (up to 64 pages) whenever another cgroup
+/// charges on that CPU, and memory.stat is flushed lazily.
+fn view_while_still<T: PartialEq + std::fmt::Debug>(
+    b: &Bundle,
+    kernel: impl Fn() -> T,
+) -> (serde_json::Map<String, Value>, T) {
+    let mut last = None;
+    for _ in 0..20 {
+        let before = kernel();
+        let rows = beancounters(b);
+        let after = kernel();
+        if after == before {
+            return (rows, before);
+        }
+        last = Some((before, after));
+    }
+    panic!("the cgroup files moved during every one of 20 views: {last:?}");
+}
+
 const BOMB: &str = "b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & fi; exec sleep 1000; }";
 
 #[test]
@@ -163,7 +185,18 @@ fn physpages_limit_counts_failures_and_the_barrier_throttles() {
     assert!(b.cmd("pause", &[]).status.success());
     let usage = cg_file(&b, "memory", "memory.usage_in_bytes", "memory.current");
     settled(|| number(&usage));
-    let row = beancounters(&b)["physpages"].clone();
+    let (usage, peak) = if is_cgroup_v2() {
+        ("memory.current", "memory.peak")
+    } else {
+        ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
+    };
+    let (rows, (held, maxheld)) = view_while_still(&b, || {
+        let mem = |f: &str| number(&cg_file(&b, "memory", f, f)) / PAGE;
+        (mem(usage), mem(peak))
+    });
+    let row = &rows["physpages"];
+    assert_eq!(row["held"], json!(held), "{row}");
+    assert_eq!(row["maxheld"], json!(maxheld), "{row}");
     let failcnt = if is_cgroup_v2() {
         let dir = b.cgroup_dir("");
         assert!(
@@ -171,25 +204,9 @@ fn physpages_limit_counts_failures_and_the_barrier_throttles() {
             "never throttled at the barrier"
         );
         assert_eq!(row["barrier"], json!((22u64 << 20) / PAGE), "{row}");
-        assert_eq!(
-            row["held"],
-            json!(number(&dir.join("memory.current")) / PAGE)
-        );
-        assert_eq!(
-            row["maxheld"],
-            json!(number(&dir.join("memory.peak")) / PAGE)
-        );
         keyed_file(&dir.join("memory.events"), "max")
     } else {
         let dir = b.cgroup_dir("memory");
-        assert_eq!(
-            row["held"],
-            json!(number(&dir.join("memory.usage_in_bytes")) / PAGE)
-        );
-        assert_eq!(
-            row["maxheld"],
-            json!(number(&dir.join("memory.max_usage_in_bytes")) / PAGE)
-        );
         let oom_kills = keyed_file(&dir.join("memory.oom_control"), "oom_kill");
         assert!(oom_kills > 0, "the limit never stopped the hog");
         let failcnt = number(&dir.join("memory.failcnt"));
@@ -455,10 +472,7 @@ fn the_view_equals_the_cgroup_files_read_at_the_same_moment() {
     let pids_current = cg_file(&b, "pids", "pids.current", "pids.current");
     settled(|| number(&pids_current));
     assert!(b.cmd("pause", &[]).status.success());
-    // The kernel's own files, as (row, column, value). Memory counters can
-    // still move in a frozen cgroup: the kernel hands back a CPU's cached
-    // charge batch (up to 64 pages) whenever another cgroup charges on that
-    // CPU, and memory.stat is flushed lazily.
+    // The kernel's own files, as (row, column, value).
     let kernel = || {
         let pid = |f: &str| cg_file(&b, "pids", f, f);
         let mem = |v1: &str, v2: &str| number(&cg_file(&b, "memory", v1, v2));
@@ -492,27 +506,12 @@ fn the_view_equals_the_cgroup_files_read_at_the_same_moment() {
         files.push(("numfile", "held", fds as u64));
         files
     };
-    // Compare only a view taken while none of the files moved; a counter
-    // that never holds still for one view is itself a failure.
-    let mut compared = false;
-    for _ in 0..20 {
-        let before = kernel();
-        let rows = beancounters(&b);
-        if kernel() != before {
-            continue;
-        }
-        for (row, column, value) in &before {
-            assert_eq!(rows[*row][*column], json!(value), "{row} {column}");
-        }
-        assert_eq!(rows["numproc"]["held"], json!(3));
-        assert_eq!(rows["physpages"]["limit"], json!(16384));
-        compared = true;
-        break;
+    let (rows, files) = view_while_still(&b, kernel);
+    for (row, column, value) in &files {
+        assert_eq!(rows[*row][*column], json!(value), "{row} {column}");
     }
-    assert!(
-        compared,
-        "the cgroup files moved during every one of 20 views"
-    );
+    assert_eq!(rows["numproc"]["held"], json!(3));
+    assert_eq!(rows["physpages"]["limit"], json!(16384));
     assert!(b.cmd("resume", &[]).status.success());
 }
 
