@@ -78,7 +78,10 @@ pub enum OutputFormat {
     Json,
 }
 
+// Each subcommand's arguments are built only when that subcommand is parsed
+// (or its help printed): building all of them cost ~0.3 MiB of heap.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container from a bundle; its process waits for `start`
     Create(CreateArgs),
