@@ -812,3 +812,77 @@ fn sockets_are_counted_per_container() {
     });
     assert_eq!(rows, (json!(1), json!(1)), "tcp, other");
 }
+
+/// Builds a static program that takes `argv[1]` flock()s and one POSIX lock
+/// on files in /out, says so in /out/ready and waits; None without a C
+/// compiler (busybox has no applet that holds a lock).
+fn locker(out: &Path) -> Option<PathBuf> {
+    let src = out.join("locker.c");
+    let bin = out.join("locker");
+    std::fs::write(
+        &src,
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 0;
+    char path[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/out/flock%d", i);
+        int fd = open(path, O_CREAT | O_RDWR, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0)
+            return 2;
+    }
+    int fd = open("/out/posix", O_CREAT | O_RDWR, 0600);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fd < 0 || fcntl(fd, F_SETLK, &fl) != 0)
+        return 3;
+    close(open("/out/ready", O_CREAT | O_WRONLY, 0600));
+    pause();
+    return 0;
+}
+"#,
+    )
+    .ok()?;
+    let built = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .ok()?
+        .success();
+    built.then_some(bin)
+}
+
+#[test]
+fn numflock_counts_the_locks_the_container_holds() {
+    let (mut b, out) = out_bundle("bc-flock", "exec /out/locker 3");
+    if locker(&out).is_none() {
+        eprintln!("skipped: no C compiler to build the lock holder");
+        return;
+    }
+    // Below what the program takes: numflock is accounted, never enforced.
+    annotate(&mut b, &[("org.openvz.beancounter.numflock", "2")]);
+    b.create_and_start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("ready").exists() {
+        assert_eq!(b.status(), "running", "the lock holder failed");
+        assert!(Instant::now() < deadline, "the locks were never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let init = b.state()["pid"].as_u64().unwrap().to_string();
+    // The kernel's own list: the init's three flock()s and its POSIX lock
+    // (a 9p mount, as in the v2 guest, lists its flock()s as POSIX too).
+    let kernel = read_trimmed(Path::new("/proc/locks"))
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(init.as_str()))
+        .count();
+    assert_eq!(kernel, 4, "/proc/locks");
+    let row = beancounters(&b)["numflock"].clone();
+    assert_eq!(row["held"], json!(kernel), "{row}");
+    assert_eq!(row["limit"], json!(2), "{row}");
+    assert_eq!(row["control"], json!("accounted"), "{row}");
+    assert_eq!(b.status(), "running", "an accounted limit must not stop it");
+}
