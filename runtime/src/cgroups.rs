@@ -297,47 +297,76 @@ const V1_CONTROLLERS: [&str; 12] = [
     "freezer",
 ];
 
-/// Mount points of the v1 hierarchies carrying a controller libcgroups
-/// manages, each once (co-mounted controllers share one). One read of
-/// mountinfo: libcgroups' manager reads it once per controller, which costs
-/// milliseconds that `delete` and `ps` need not pay.
-pub fn v1_mount_points() -> Result<Vec<PathBuf>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
-    let mut points = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
-            continue;
-        }
-        let super_options = post.nth(1).unwrap_or_default();
-        if !super_options
-            .split(',')
-            .any(|o| V1_CONTROLLERS.contains(&o))
-        {
-            continue;
-        }
-        if let Some(point) = pre.split(' ').nth(4) {
-            let point = PathBuf::from(point);
-            if !points.contains(&point) {
-                points.push(point);
-            }
-        }
-    }
-    Ok(points)
+/// The hierarchies of a host that is not pure cgroup v2, from one read of
+/// mountinfo (libcgroups' manager reads it once per controller, which costs
+/// milliseconds that `delete` and `ps` need not pay).
+pub struct V1Hierarchies {
+    /// Mount points of the hierarchies carrying a controller libcgroups
+    /// manages, each once (co-mounted controllers share one).
+    pub controllers: Vec<PathBuf>,
+    /// `name=systemd`: no controller, but where systemd looks for a
+    /// process's unit. runc moves the container there too, so stopping the
+    /// unit that started the runtime does not take the container with it.
+    pub systemd: Option<PathBuf>,
+    /// A hybrid host's cgroup2 mount (usually `/sys/fs/cgroup/unified`):
+    /// no limits are set there, but runc puts the container in it, and
+    /// cgroup v2 tools and BPF programs find it there.
+    pub unified: Option<PathBuf>,
 }
 
-/// Every directory of the container's cgroup: one per v1 hierarchy, or the
-/// one v2 directory.
+impl V1Hierarchies {
+    pub fn read() -> Result<Self> {
+        let mountinfo =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+        let mut found = V1Hierarchies {
+            controllers: Vec::new(),
+            systemd: None,
+            unified: None,
+        };
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(point) = pre.split(' ').nth(4).map(PathBuf::from) else {
+                continue;
+            };
+            let mut post = post.split(' ');
+            let fs_type = post.next();
+            let super_options = post.nth(1).unwrap_or_default();
+            match fs_type {
+                Some("cgroup2") => found.unified = found.unified.or(Some(point)),
+                Some("cgroup") if super_options.split(',').any(|o| o == "name=systemd") => {
+                    found.systemd = found.systemd.or(Some(point))
+                }
+                Some("cgroup")
+                    if super_options
+                        .split(',')
+                        .any(|o| V1_CONTROLLERS.contains(&o))
+                        && !found.controllers.contains(&point) =>
+                {
+                    found.controllers.push(point)
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Every directory of the container's cgroup: the one v2 directory, or on
+/// v1 one per hierarchy (the hybrid cgroup2 one first: its cgroup.kill
+/// stops every process at once).
 pub fn all_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     let rel = path.strip_prefix("/").unwrap_or(path);
     if is_v2() {
         return Ok(vec![Path::new(CGROUP_ROOT).join(rel)]);
     }
-    Ok(v1_mount_points()?
+    let hierarchies = V1Hierarchies::read()?;
+    Ok(hierarchies
+        .unified
         .into_iter()
+        .chain(hierarchies.controllers)
+        .chain(hierarchies.systemd)
         .map(|m| m.join(rel))
         .collect())
 }

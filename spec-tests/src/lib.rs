@@ -232,6 +232,9 @@ fn cgroup_controllers() -> Vec<String> {
         "hugetlb",
         "net_cls",
         "net_prio",
+        // No controllers, but ozz puts containers there as runc does.
+        "systemd",
+        "unified",
     ]
     .iter()
     .map(|s| s.to_string())

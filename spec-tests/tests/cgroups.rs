@@ -11,6 +11,10 @@ const CONTROLLERS: [&str; 7] = [
     "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio",
 ];
 
+/// The hierarchies without controllers that a hybrid host may mount (the
+/// named systemd one and cgroup2), which ozz joins as runc does.
+const TRACKING: [&str; 2] = ["systemd", "unified"];
+
 /// [`out_bundle`] with a tmpfs on /tmp.
 fn out_bundle_with_tmp(tag: &str, script: &str) -> (Bundle, PathBuf) {
     let (mut b, out) = out_bundle(tag, script);
@@ -32,7 +36,7 @@ fn assert_no_cgroup(b: &Bundle) {
         assert!(!b.cgroup_dir("").exists(), "cgroup left behind");
         return;
     }
-    for ctrl in CONTROLLERS {
+    for ctrl in CONTROLLERS.iter().chain(&TRACKING) {
         let dir = b.cgroup_dir(ctrl);
         assert!(!dir.exists(), "cgroup {} left behind", dir.display());
     }
@@ -318,6 +322,76 @@ fn cgroup_is_removed_on_delete() {
             assert!(procs.lines().any(|l| l == pid), "{ctrl}: {procs}");
         }
     }
+    let out = b.cmd("delete", &["--force"]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert_no_cgroup(&b);
+}
+
+/// The container's paths in /proc/PID/cgroup, by hierarchy ("" for
+/// cgroup2, "name=systemd", "memory", ...).
+fn proc_cgroups(pid: &str) -> Vec<(String, String)> {
+    read_trimmed(&PathBuf::from(format!("/proc/{pid}/cgroup")))
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_hybrid_host_also_gets_the_systemd_and_cgroup2_hierarchies() {
+    if is_cgroup_v2() {
+        eprintln!("skipped: a pure cgroup v2 host has one hierarchy");
+        return;
+    }
+    let mounted: Vec<&str> = TRACKING
+        .into_iter()
+        .filter(|h| cgroup_root(h).join("cgroup.procs").exists())
+        .collect();
+    if mounted.is_empty() {
+        eprintln!("skipped: neither name=systemd nor cgroup2 is mounted beside v1");
+        return;
+    }
+    let b = bundle("cg-hybrid", &["sleep", "100"]);
+    b.create_and_start();
+    let want = format!("/{}/{}", cgroup_parent(), b.id);
+    let init = b.state()["pid"].to_string();
+    // A process that exec starts lands beside the init, as runc puts it.
+    let mut exec = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", &b.id, "sleep", "100"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut exec_pid = None;
+    for _ in 0..200 {
+        let procs = read_trimmed(&b.cgroup_dir("pids").join("cgroup.procs"));
+        exec_pid = procs.lines().find(|p| *p != init).map(str::to_string);
+        if exec_pid.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let exec_pid = exec_pid.expect("the exec'd process never joined the pids cgroup");
+    for pid in [&init, &exec_pid] {
+        let cgroups = proc_cgroups(pid);
+        for hierarchy in &mounted {
+            let key = if *hierarchy == "unified" {
+                ""
+            } else {
+                "name=systemd"
+            };
+            let path = cgroups.iter().find(|(k, _)| k == key).map(|(_, p)| p);
+            assert_eq!(path, Some(&want), "{hierarchy} of {pid}: {cgroups:?}");
+            let procs = read_trimmed(&b.cgroup_dir(hierarchy).join("cgroup.procs"));
+            assert!(procs.lines().any(|l| l == pid), "{hierarchy}: {procs}");
+        }
+    }
+    let _ = exec.kill();
+    let _ = exec.wait();
     let out = b.cmd("delete", &["--force"]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
     assert_no_cgroup(&b);

@@ -7,6 +7,9 @@
 //! - cgroup v2: clone3 with CLONE_INTO_CGROUP starts the child in its cgroup;
 //! - cgroup v1: a single-threaded process that moves *itself* through a
 //!   `tasks` file (writing "0") skips the lock, so the child joins itself.
+//!   A hybrid host's cgroup2 mount has no `tasks` file (and a self-move
+//!   through cgroup.procs takes the lock), but it is a cgroup v2 hierarchy:
+//!   clone3 starts the child in its directory there.
 //!
 //! Either way the parent creates the directories beforehand (enabling v2
 //! controllers, seeding v1 cpuset) and applies the limits through libcgroups.
@@ -17,29 +20,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// The prepared way in.
-#[derive(Debug)]
-pub enum Entry {
-    /// v2: the directory, opened for clone3's CLONE_INTO_CGROUP.
-    CloneInto(OwnedFd),
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// A cgroup v2 directory opened for clone3's CLONE_INTO_CGROUP: the
+    /// container's cgroup on v2, its hybrid cgroup2 twin on v1.
+    clone_into: Option<OwnedFd>,
     /// v1: the `tasks` files the child writes itself into.
-    SelfJoin(Vec<PathBuf>),
+    tasks_files: Vec<PathBuf>,
 }
 
 impl Entry {
     pub fn clone_into(&self) -> Option<RawFd> {
-        match self {
-            Entry::CloneInto(fd) => Some(fd.as_raw_fd()),
-            _ => None,
-        }
+        self.clone_into.as_ref().map(|fd| fd.as_raw_fd())
     }
 
     /// Child, right after the fork: join every prepared v1 cgroup.
     pub fn join_self(&self) -> Result<()> {
-        if let Entry::SelfJoin(tasks_files) = self {
-            for file in tasks_files {
-                std::fs::write(file, b"0")
-                    .with_context(|| format!("join cgroup {}", file.display()))?;
-            }
+        for file in &self.tasks_files {
+            std::fs::write(file, b"0")
+                .with_context(|| format!("join cgroup {}", file.display()))?;
         }
         Ok(())
     }
@@ -50,10 +49,14 @@ impl Entry {
 pub fn prepare(cgroup_path: &Path) -> Result<Entry> {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if crate::cgroups::is_v2() {
-        return prepare_v2(rel).map(Entry::CloneInto);
+        return Ok(Entry {
+            clone_into: Some(prepare_v2(Path::new("/sys/fs/cgroup"), rel, true)?),
+            tasks_files: Vec::new(),
+        });
     }
-    let mut tasks = Vec::new();
-    for mount in crate::cgroups::v1_mount_points()? {
+    let hierarchies = crate::cgroups::V1Hierarchies::read()?;
+    let mut entry = Entry::default();
+    for mount in hierarchies.controllers {
         let dir = mount.join(rel);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("create cgroup {}", dir.display()))?;
@@ -63,30 +66,35 @@ pub fn prepare(cgroup_path: &Path) -> Result<Entry> {
         {
             seed_cpuset(&mount, rel)?;
         }
-        tasks.push(dir.join("tasks"));
+        entry.tasks_files.push(dir.join("tasks"));
     }
-    Ok(Entry::SelfJoin(tasks))
+    // The hierarchies without limits are joined as runc joins them, but a
+    // host that does not let us write there keeps a working container.
+    if let Some(mount) = hierarchies.systemd {
+        let dir = mount.join(rel);
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => entry.tasks_files.push(dir.join("tasks")),
+            Err(e) => crate::log::debug(&format!("create cgroup {}: {e}", dir.display())),
+        }
+    }
+    if let Some(mount) = hierarchies.unified {
+        // No controllers are enabled there: v1 holds the limits.
+        match prepare_v2(&mount, rel, false) {
+            Ok(fd) => entry.clone_into = Some(fd),
+            Err(e) => crate::log::debug(&format!("hybrid cgroup2 {}: {e:#}", mount.display())),
+        }
+    }
+    Ok(entry)
 }
 
-/// Creates the v2 directory level by level, enabling in each parent's
-/// subtree_control every controller it has (as libcgroups does), and opens
-/// it for CLONE_INTO_CGROUP.
-fn prepare_v2(rel: &Path) -> Result<OwnedFd> {
-    let mut dir = PathBuf::from("/sys/fs/cgroup");
+/// Creates the v2 directory under `root` level by level, enabling in each
+/// parent's subtree_control every controller it has (as libcgroups does)
+/// when `enable_controllers`, and opens it for CLONE_INTO_CGROUP.
+fn prepare_v2(root: &Path, rel: &Path, enable_controllers: bool) -> Result<OwnedFd> {
+    let mut dir = root.to_path_buf();
     for part in rel.components() {
-        let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-        let enabled =
-            std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-        for controller in available.split_whitespace() {
-            if !enabled.split_whitespace().any(|c| c == controller) {
-                // One at a time: a controller the parent cannot delegate must
-                // not keep the others off; apply reports what is missing.
-                if let Err(e) =
-                    std::fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"))
-                {
-                    crate::log::debug(&format!("enable {controller} in {}: {e}", dir.display()));
-                }
-            }
+        if enable_controllers {
+            enable_every_controller(&dir);
         }
         dir.push(part);
         match std::fs::create_dir(&dir) {
@@ -103,6 +111,23 @@ fn prepare_v2(rel: &Path) -> Result<OwnedFd> {
     .with_context(|| format!("open cgroup {}", dir.display()))?;
     // SAFETY: open just returned this descriptor and nothing else owns it.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Enables in `dir`'s subtree_control every controller `dir` has.
+fn enable_every_controller(dir: &Path) {
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    for controller in available.split_whitespace() {
+        if !enabled.split_whitespace().any(|c| c == controller) {
+            // One at a time: a controller the parent cannot delegate must
+            // not keep the others off; apply reports what is missing.
+            if let Err(e) =
+                std::fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"))
+            {
+                crate::log::debug(&format!("enable {controller} in {}: {e}", dir.display()));
+            }
+        }
+    }
 }
 
 /// A new v1 cpuset starts with empty cpus and mems, and no task may join
