@@ -893,18 +893,95 @@ fn readonly_path(path: &Path) -> Result<()> {
     api::move_mount_to_fd(tree.as_fd(), target.as_fd())
 }
 
-/// Writes linux.sysctl through the container's /proc/sys.
+/// Writes linux.sysctl through a procfs we know is one, never through
+/// paths of the image: when the container's /proc is not procfs (proc
+/// mounted elsewhere, or not at all), `/proc/sys/kernel/domainname` could
+/// be the image's symlink to another sysctl (issue 14, escape 3).
 fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctl = spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default();
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let proc = open_procfs()?;
     for (key, value) in sysctl {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value.as_bytes()).with_context(|| format!("write sysctl {key}"))?;
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        let file = openat2_beneath(proc.as_fd(), &rel)
+            .with_context(|| format!("write sysctl {key}: open /proc/{rel}"))?;
+        nix::unistd::write(&file, value.as_bytes())
+            .with_context(|| format!("write sysctl {key}"))?;
     }
     Ok(())
+}
+
+/// A procfs of our own (a detached fsmount, in our pid namespace), or the
+/// container's /proc when that is refused, checked by fstatfs to be procfs.
+fn open_procfs() -> Result<std::os::fd::OwnedFd> {
+    use crate::mount_api as api;
+    let detached = api::fsopen(c"proc").and_then(|ctx| {
+        api::fsconfig_create(ctx.as_fd())?;
+        api::fsmount(ctx.as_fd(), 0)
+    });
+    let fd = match detached {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::log::debug(&format!("a procfs of our own for sysctls: {e:#}"));
+            use std::os::fd::FromRawFd;
+            let flags = nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::open("/proc", flags, Mode::empty()).context("open /proc")?;
+            // SAFETY: open just returned this descriptor; nothing else owns it.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+        }
+    };
+    let fs = nix::sys::statfs::fstatfs(&fd).context("statfs /proc")?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("/proc is not procfs: refusing to write sysctls through it");
+    }
+    Ok(fd)
+}
+
+/// openat2(O_WRONLY) of `rel` beneath `dir`, following no symlink and
+/// crossing no mount.
+fn openat2_beneath(dir: std::os::fd::BorrowedFd<'_>, rel: &str) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const RESOLVE_NO_XDEV: u64 = 0x01;
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
+    };
+    let path = std::ffi::CString::new(rel)?;
+    // SAFETY: path is NUL-terminated and how a valid open_how of the size
+    // we pass; the kernel only reads both.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 #[cfg(test)]

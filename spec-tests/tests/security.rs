@@ -892,3 +892,47 @@ fn masked_paths_never_bind_a_swapped_dev_null() {
         "the host's core_pattern changed"
     );
 }
+
+/// Issue 14, escape 3: with proc mounted elsewhere (here /myproc) and the
+/// image's /proc a plain directory, an image symlink
+/// `/proc/sys/kernel/domainname -> /myproc/sys/kernel/hostname` redirected
+/// the `kernel.domainname` sysctl. It must set the domain name, only.
+#[test]
+fn sysctl_is_not_redirected_by_an_image_symlink() {
+    let rootfs = HostDir::rootfs_copy("sysctl-link");
+    let kernel = rootfs.path.join("proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::os::unix::fs::symlink("/myproc/sys/kernel/hostname", kernel.join("domainname")).unwrap();
+    std::fs::create_dir_all(rootfs.path.join("myproc")).unwrap();
+    // Runtimes reach their own descriptors through /proc/self.
+    std::os::unix::fs::symlink("/myproc/self", rootfs.path.join("proc/self")).unwrap();
+    let mut b = bundle(
+        "sysctl-link",
+        &[
+            "sh",
+            "-c",
+            "cat /myproc/sys/kernel/hostname /myproc/sys/kernel/domainname",
+        ],
+    );
+    b.config["root"]["path"] = json!(rootfs.path);
+    b.config["hostname"] = json!("ozz-sysctl-host");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "ozz-sysctl-domain"});
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != "/proc");
+    mounts.push(json!({"destination": "/myproc", "type": "proc", "source": "proc"}));
+    let out = b.run();
+    eprintln!(
+        "{:?} {:?} {:?}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ozz-sysctl-host\nozz-sysctl-domain\n");
+    // The image's symlink is still there, untouched.
+    assert!(kernel
+        .join("domainname")
+        .symlink_metadata()
+        .unwrap()
+        .is_symlink());
+}
