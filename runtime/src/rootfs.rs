@@ -927,8 +927,8 @@ fn open_procfs() -> Result<std::os::fd::OwnedFd> {
     });
     let fd = match detached {
         Ok(fd) => fd,
-        Err(e) => {
-            crate::log::debug(&format!("a procfs of our own for sysctls: {e:#}"));
+        // (No log line: past pivot_root the log's path is the container's.)
+        Err(_) => {
             use std::os::fd::FromRawFd;
             let flags = nix::fcntl::OFlag::O_PATH
                 | nix::fcntl::OFlag::O_DIRECTORY
