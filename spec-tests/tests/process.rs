@@ -1202,3 +1202,50 @@ fn exec_process_json_console_size_is_applied() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "27 93");
 }
+
+/// With a terminal, the init's stderr is the pty; a startContainer hook's
+/// failure (its own stderr in the message) must still reach the stderr of
+/// whoever ran ozz, not only the pty.
+#[test]
+fn hook_failure_reaches_the_caller_with_a_terminal() {
+    use std::io::Read;
+    let mut b = bundle("hook-tty", &["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
+        "args": ["sh", "-c", "echo hook-said-this >&2; exit 3"]}]});
+    let sock = b.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let accept = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (_, master) = recv_fd(&stream);
+        let mut master = std::fs::File::from(master);
+        let mut text = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => text.extend_from_slice(&buf[..k]),
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    b.write();
+    let out = ozz(&[
+        "run",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    let pty = accept.join().unwrap();
+    assert!(
+        !out.status.success(),
+        "run succeeded despite the failing hook"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("startContainer") && err.contains("hook-said-this"),
+        "stderr: {err:?}, pty: {pty:?}"
+    );
+}

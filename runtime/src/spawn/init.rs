@@ -25,7 +25,7 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
     let text = format!("{err:#}");
     if channel.send(&Msg::Failed(text.clone())).is_err() {
         // After Ready the parent is gone: say it where the user sees it.
-        eprintln!("ozz: {text}");
+        report_after_ready(&text);
     }
     // SAFETY: _exit ends this process immediately, skipping atexit handlers
     // that belong to the parent's copy of the program.
@@ -69,6 +69,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
+        save_callers_stderr();
         crate::console::setup_in_container(socket, size)?;
     }
     if let Some(socket) = config.console_socket {
@@ -145,6 +146,33 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         (&*fifo).write_all(b"0").context("write exec fifo")?;
     }
     Err(process::exec(&program, &args, &env))
+}
+
+/// The caller's stderr from before the pty became ours (-1: none kept).
+static CALLERS_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// why: with a terminal, fd 2 becomes the pty, and a failure after Ready (a
+/// startContainer hook, with the hook's own stderr in the message) would
+/// only reach whoever reads the pty, not the caller who ran the runtime.
+fn save_callers_stderr() {
+    if let Ok(fd) = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+        CALLERS_STDERR.store(fd, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One failure line on the caller's stderr (the saved one when a terminal
+/// took fd 2), else on fd 2.
+fn report_after_ready(text: &str) {
+    let line = format!("ozz: {text}\n");
+    let saved = CALLERS_STDERR.load(std::sync::atomic::Ordering::Relaxed);
+    if saved >= 0 {
+        // SAFETY: `saved` is our own descriptor, open until _exit.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(saved) };
+        if nix::unistd::write(fd, line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    eprint!("{line}");
 }
 
 fn empty_capabilities(
