@@ -125,7 +125,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
-            let fifo = open_exec_fifo(fifo_fd)?;
+            // why: kept open until exec or _exit, not dropped when a step
+            // below fails: `start` takes the fifo's hangup as the end, and
+            // `run` then kills us before run() could report the failure.
+            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fifo_fd)?);
             let start_hooks = config
                 .spec
                 .hooks()
@@ -143,7 +146,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
-        (&*fifo).write_all(b"0").context("write exec fifo")?;
+        (&**fifo).write_all(b"0").context("write exec fifo")?;
     }
     Err(process::exec(&program, &args, &env))
 }
