@@ -407,7 +407,10 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     match result {
         Ok(()) => {}
         // sysfs cannot be mounted in a user namespace without its own network
-        // namespace: fall back to a recursive read-only bind of the host's.
+        // namespace (runc fails there): bind the host's instead, and make
+        // every mount of it read-only with the flags asked. why: the bind
+        // alone kept the host's flags, a writable /sys with the host's
+        // cgroup trees under it.
         Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
             mount(
                 Some("/sys"),
@@ -417,6 +420,18 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
                 None::<&str>,
             )
             .context("bind /sys")?;
+            let target = root.resolve(dest)?;
+            let mut set = MOUNT_ATTR_RDONLY;
+            for (ms, attr) in [
+                (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+                (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+                (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            ] {
+                if options.flags.contains(ms) {
+                    set |= attr;
+                }
+            }
+            mount_setattr(&fd_path(&target), set, 0).context("make the /sys bind read-only")?;
         }
         Err(e) => return Err(e).with_context(|| format!("mount type {typ:?}")),
     }
@@ -525,7 +540,7 @@ fn mount_cgroup(
             .context("mount cgroup2")?;
         } else {
             let host = crate::cgroups::controller_dir("", ctx.cgroup_path);
-            bind_readonly_maybe(root, &host, dest, readonly)?;
+            bind_with_flags(root, &host, dest, options.flags & (base | MsFlags::MS_RDONLY))?;
         }
         return Ok(());
     }
@@ -562,7 +577,7 @@ fn mount_cgroup(
         }
         let sub = dest.join(&name);
         root.mkdir_all(&sub, &perm)?;
-        bind_readonly_maybe(root, &host, &sub, readonly)
+        bind_with_flags(root, &host, &sub, options.flags & (base | MsFlags::MS_RDONLY))
             .with_context(|| format!("bind cgroup {}", host.display()))?;
     }
     if readonly {
@@ -580,10 +595,10 @@ fn mount_cgroup(
     Ok(())
 }
 
-/// Binds `source` onto `dest` in the rootfs, read-only if asked. The
-/// remount goes through a fresh handle: the old one names the directory
-/// the bind now covers, not the new mount.
-fn bind_readonly_maybe(root: &Root, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
+/// Binds `source` onto `dest` in the rootfs with `flags` (ro, nosuid, …).
+/// The remount goes through a fresh handle: the old one names the
+/// directory the bind now covers, not the new mount.
+fn bind_with_flags(root: &Root, source: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = root.resolve(dest)?;
     mount(
         Some(source),
@@ -592,11 +607,10 @@ fn bind_readonly_maybe(root: &Root, source: &Path, dest: &Path, readonly: bool) 
         MsFlags::MS_BIND,
         None::<&str>,
     )?;
-    if readonly {
+    if !flags.is_empty() {
         let covered = root.resolve(dest)?;
         let target = fd_path(&covered);
-        let flags =
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&target);
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&target);
         mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)?;
     }
     Ok(())

@@ -1078,3 +1078,63 @@ fn idmapped_mounts_are_refused_as_features_says() {
     assert!(err.contains("idmapped mounts are not supported"), "{err}");
     assert!(!state_root().join(&b.id).exists(), "state dir left");
 }
+
+/// A user namespace, pid namespace of its own, a uid/gid map.
+fn with_userns(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = map.clone();
+    b.config["linux"]["gidMappings"] = map;
+}
+
+/// Security: in a user namespace without its own network namespace sysfs
+/// cannot be mounted; what stands in for it (the host's /sys bound) must
+/// carry the flags asked, on every mount under it, or the host's cgroup
+/// trees would be writable in the container.
+#[test]
+fn sysfs_in_a_user_namespace_without_netns_is_never_writable() {
+    let mut b = bundle(
+        "sysfs-userns",
+        &["sh", "-c", MOUNTINFO],
+    );
+    with_userns(&mut b);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    let sys = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sys")
+        .cloned()
+        .unwrap();
+    assert_eq!(sys["options"], json!(["nosuid", "noexec", "nodev", "ro"]));
+    let out = b.run();
+    if !out.status.success() {
+        // Refusing the config, as runc does, is safe too.
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        return;
+    }
+    let out = stdout(&out);
+    let mounts = mountinfo_of(&out);
+    let under_sys: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.mount_point == "/sys" || m.mount_point.starts_with("/sys/"))
+        .collect();
+    assert!(under_sys.iter().any(|m| m.mount_point == "/sys/fs/cgroup"), "{out}");
+    let masked = b.config["linux"]["maskedPaths"].clone();
+    for m in under_sys {
+        assert!(m.has_option("ro"), "{} is writable: {m:?}", m.mount_point);
+        // Masked paths are the runtime's own read-only tmpfs.
+        if masked.as_array().unwrap().contains(&json!(m.mount_point)) {
+            continue;
+        }
+        for opt in ["nosuid", "nodev", "noexec"] {
+            assert!(m.has_option(opt), "{} lacks {opt}: {m:?}", m.mount_point);
+        }
+    }
+}
