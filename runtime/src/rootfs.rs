@@ -190,11 +190,17 @@ fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
 
 /// Prepares the host side of the mount namespace: nothing the container
 /// mounts propagates back, and the rootfs becomes a mount of its own.
-pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+/// `shares_host_mounts`: the container has no mount namespace of its own;
+/// the host's root keeps its propagation and only the rootfs bind is made
+/// (so that a read-only root never remounts the host's filesystem), as runc.
+pub fn prepare(spec: &Spec, rootfs: &Path, shares_host_mounts: bool) -> Result<()> {
     // why: the cgroup namespace is left out of clone3 (see spawn::fork_child)
     // and created here, the first step after the parent has moved us into
     // the container's cgroup and before any cgroup mount needs it.
     crate::namespaces::unshare_cgroup_if_new(spec)?;
+    if shares_host_mounts {
+        return bind_rootfs(rootfs);
+    }
     let propagation = match spec
         .linux()
         .as_ref()
@@ -219,6 +225,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         .context("set propagation of /")?;
     // pivot_root refuses a new root whose parent mount is shared.
     make_parent_private(rootfs)?;
+    bind_rootfs(rootfs)
+}
+
+fn bind_rootfs(rootfs: &Path) -> Result<()> {
     mount(
         Some(rootfs),
         rootfs,
@@ -540,7 +550,12 @@ fn mount_cgroup(
             .context("mount cgroup2")?;
         } else {
             let host = crate::cgroups::controller_dir("", ctx.cgroup_path);
-            bind_with_flags(root, &host, dest, options.flags & (base | MsFlags::MS_RDONLY))?;
+            bind_with_flags(
+                root,
+                &host,
+                dest,
+                options.flags & (base | MsFlags::MS_RDONLY),
+            )?;
         }
         return Ok(());
     }
@@ -577,8 +592,13 @@ fn mount_cgroup(
         }
         let sub = dest.join(&name);
         root.mkdir_all(&sub, &perm)?;
-        bind_with_flags(root, &host, &sub, options.flags & (base | MsFlags::MS_RDONLY))
-            .with_context(|| format!("bind cgroup {}", host.display()))?;
+        bind_with_flags(
+            root,
+            &host,
+            &sub,
+            options.flags & (base | MsFlags::MS_RDONLY),
+        )
+        .with_context(|| format!("bind cgroup {}", host.display()))?;
     }
     if readonly {
         let target = root.resolve(dest)?;
@@ -742,8 +762,16 @@ fn make_node(
     Ok(())
 }
 
-/// Makes `rootfs` the root: pivot_root, or chroot with --no-pivot.
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// Makes `rootfs` the root: pivot_root, or chroot with --no-pivot. In the
+/// host's mount namespace only chroot: pivot_root and MS_MOVE there would
+/// change every host process's root.
+pub fn enter(rootfs: &Path, no_pivot: bool, shares_host_mounts: bool) -> Result<()> {
+    if shares_host_mounts {
+        nix::unistd::chdir(rootfs)?;
+        nix::unistd::chroot(".").context("chroot")?;
+        nix::unistd::chdir("/")?;
+        return Ok(());
+    }
     if no_pivot {
         nix::unistd::chdir(rootfs)?;
         mount(

@@ -1096,10 +1096,7 @@ fn with_userns(b: &mut Bundle) {
 /// trees would be writable in the container.
 #[test]
 fn sysfs_in_a_user_namespace_without_netns_is_never_writable() {
-    let mut b = bundle(
-        "sysfs-userns",
-        &["sh", "-c", MOUNTINFO],
-    );
+    let mut b = bundle("sysfs-userns", &["sh", "-c", MOUNTINFO]);
     with_userns(&mut b);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -1125,7 +1122,10 @@ fn sysfs_in_a_user_namespace_without_netns_is_never_writable() {
         .iter()
         .filter(|m| m.mount_point == "/sys" || m.mount_point.starts_with("/sys/"))
         .collect();
-    assert!(under_sys.iter().any(|m| m.mount_point == "/sys/fs/cgroup"), "{out}");
+    assert!(
+        under_sys.iter().any(|m| m.mount_point == "/sys/fs/cgroup"),
+        "{out}"
+    );
     let masked = b.config["linux"]["maskedPaths"].clone();
     for m in under_sys {
         assert!(m.has_option("ro"), "{} is writable: {m:?}", m.mount_point);

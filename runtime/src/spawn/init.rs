@@ -166,9 +166,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.has(LinuxNamespaceType::User) {
         become_root_in_user_ns()?;
     }
+    let runtime_mnt_ns = namespaces::current_id(LinuxNamespaceType::Mount);
     if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
         namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
+    // why: without a mount namespace of its own (none asked, or the path
+    // names the runtime's own) the container shares the host's mounts:
+    // nothing may pivot, move or re-propagate the host's root there.
+    let shares_host_mounts = !plan.creates(LinuxNamespaceType::Mount)
+        && runtime_mnt_ns.is_some()
+        && namespaces::current_id(LinuxNamespaceType::Mount) == runtime_mnt_ns;
     nix::unistd::setsid().context("setsid")?;
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
@@ -186,10 +193,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
             set_domainname(domain)?;
         }
     }
-    if !plan.creates(LinuxNamespaceType::Mount) {
-        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    if shares_host_mounts {
+        // runc's phrase: masking would cover the host's own /proc and /sys.
+        let linux = config.spec.linux().as_ref();
+        let masked = linux.and_then(|l| l.masked_paths().as_ref());
+        let readonly = linux.and_then(|l| l.readonly_paths().as_ref());
+        if masked.is_some_and(|m| !m.is_empty()) || readonly.is_some_and(|r| !r.is_empty()) {
+            bail!("unable to restrict sys entries without a private MNT namespace");
+        }
     }
-    rootfs::prepare(&config.spec, &config.rootfs)?;
+    rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -213,7 +226,7 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
-    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
     rootfs::finish(&config.spec)?;
     Ok(())
 }
