@@ -1138,3 +1138,224 @@ fn sysfs_in_a_user_namespace_without_netns_is_never_writable() {
         }
     }
 }
+
+/// A bind source the container's user namespace cannot reach (a 000
+/// directory on the way) is opened by the runtime before that namespace
+/// exists, as runc and crun do.
+#[test]
+fn bind_source_behind_a_locked_directory_in_a_user_namespace() {
+    let h = HostDir::new("locked-src");
+    let src = h.path.join("locked/src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "reached\n").unwrap();
+    std::fs::set_permissions(
+        h.path.join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let mut b = bundle("locked-src", &["sh", "-c", "echo got $(cat /tmp/x/f)"]);
+    with_userns(&mut b);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/x", "bind", path(&src), &["rbind", "ro"]);
+    let out = b.run_ok();
+    assert_eq!(value(&out, "got"), "reached", "{out}");
+}
+
+/// A mount on / placed first replaces the rootfs: later mounts land in
+/// the new root and the container runs in it.
+#[test]
+fn a_mount_on_root_replaces_the_rootfs() {
+    let copy = HostDir::rootfs_copy("root-mount");
+    std::fs::write(copy.path.join("marker"), "new-root\n").unwrap();
+    let mut b = bundle(
+        "root-mount",
+        &[
+            "sh",
+            "-c",
+            &format!("echo marker $(cat /marker); {MOUNTINFO}"),
+        ],
+    );
+    b.config["mounts"].as_array_mut().unwrap().insert(
+        0,
+        json!({"destination": "/", "type": "bind", "source": copy.path, "options": ["rbind"]}),
+    );
+    let out = b.run_ok();
+    assert_eq!(value(&out, "marker"), "new-root", "{out}");
+    assert_eq!(entry(&mountinfo_of(&out), "/proc").fstype, "proc", "{out}");
+}
+
+/// A destination that is a dangling symlink is followed inside the rootfs
+/// (runc): the mount point is created where the link points, in the rootfs.
+#[test]
+fn a_dangling_symlink_destination_is_followed_inside_the_rootfs() {
+    let copy = HostDir::rootfs_copy("dangling-in");
+    std::os::unix::fs::symlink("../foo/bar/not/here", copy.path.join("etc/x")).unwrap();
+    let mut b = bundle("dangling-in", &["sh", "-c", MOUNTINFO]);
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(&mut b, "/etc/x", "tmpfs", "tmpfs", &["size=1m"]);
+    let out = b.run_ok();
+    assert!(copy.path.join("foo/bar/not/here").is_dir());
+    let mounts = mountinfo_of(&out);
+    assert_eq!(entry(&mounts, "/foo/bar/not/here").fstype, "tmpfs", "{out}");
+}
+
+/// A tmpfs without mode= keeps the mode of the directory it covers (runc).
+#[test]
+fn tmpfs_without_mode_keeps_the_mountpoints_mode() {
+    let copy = HostDir::rootfs_copy("tmpfs-mode");
+    let mp = copy.path.join("mp");
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::set_permissions(&mp, std::os::unix::fs::PermissionsExt::from_mode(0o712)).unwrap();
+    let mut b = bundle("tmpfs-mode", &["sh", "-c", "echo mode $(stat -c %a /mp)"]);
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(&mut b, "/mp", "tmpfs", "tmpfs", &["nosuid"]);
+    let out = b.run_ok();
+    assert_eq!(value(&out, "mode"), "712", "{out}");
+}
+
+/// A container without any /proc mount starts: nothing of the runtime's
+/// may need the container's /proc.
+#[test]
+fn a_container_without_proc_starts() {
+    let mut b = bundle(
+        "no-proc",
+        &["sh", "-c", "echo procfiles $(ls /proc | wc -l)"],
+    );
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    let out = b.run_ok();
+    assert_eq!(value(&out, "procfiles"), "0", "{out}");
+}
+
+/// linux.devices paths with a trailing slash name the device (runc).
+#[test]
+fn device_path_with_a_trailing_slash() {
+    let mut b = bundle(
+        "dev-slash",
+        &["sh", "-c", "stat -c '%n %F %t:%T %a' /dev/fuse"],
+    );
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/fuse/", "type": "c", "major": 10, "minor": 229, "fileMode": 384}
+    ]);
+    let out = b.run_ok();
+    assert_eq!(
+        value(&out, "/dev/fuse"),
+        "character special file a:e5 600",
+        "{out}"
+    );
+}
+
+/// A /proc that is a symlink in the rootfs is refused (CVE-2023-28642):
+/// following it would leave the container's /proc elsewhere.
+#[test]
+fn proc_symlinked_in_the_rootfs_is_refused() {
+    let copy = HostDir::rootfs_copy("proc-link");
+    std::fs::remove_dir(copy.path.join("proc")).unwrap();
+    std::fs::create_dir(copy.path.join("fakeproc")).unwrap();
+    std::os::unix::fs::symlink("/fakeproc", copy.path.join("proc")).unwrap();
+    let mut b = bundle("proc-link", &["true"]);
+    b.config["root"]["path"] = json!(copy.path);
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "a symlinked /proc was followed");
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/proc"), "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state dir left");
+}
+
+/// With --no-pivot the host's procfs and sysfs stay in the container's
+/// mount namespace under its root, and a full procfs there is what lets
+/// the kernel allow the container a fresh, unmasked one: they are detached
+/// (runc). Counted in the container's mount namespace from the host.
+#[test]
+fn no_pivot_detaches_the_hosts_proc_and_sys() {
+    let b = bundle("nopivot-proc", &["sleep", "100"]);
+    b.write();
+    let out = ozz_quiet(&["create", "--no-pivot", "--bundle", path(&b.dir), &b.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = b.state()["pid"].as_i64().unwrap().to_string();
+    // A process of ours in that namespace, at its root (the container's
+    // init is chrooted: its own mountinfo hides what lies outside).
+    let mut probe = std::process::Command::new("nsenter")
+        .arg(format!("--mount=/proc/{pid}/ns/mnt"))
+        .args(["sleep", "100"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("nsenter");
+    let probe_pid = probe.id().to_string();
+    let target = ns_link(&pid, "mnt");
+    for _ in 0..500 {
+        if ns_link(&probe_pid, "mnt") == target {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let text = std::fs::read_to_string(format!("/proc/{probe_pid}/mountinfo"));
+    let entered = ns_link(&probe_pid, "mnt") == target;
+    let _ = probe.kill();
+    let _ = probe.wait();
+    assert!(
+        entered,
+        "nsenter never entered the container's mount namespace"
+    );
+    let mounts = parse_mountinfo(&text.unwrap());
+    for fstype in ["proc", "sysfs"] {
+        let full: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.fstype == fstype && m.root == "/")
+            .collect();
+        assert_eq!(full.len(), 1, "{fstype}: only the container's: {full:#?}");
+    }
+}
+
+/// A bind does not keep the source mount's ro/nosuid/nodev/noexec unless
+/// the config asks for them.
+#[test]
+fn binds_do_not_inherit_the_sources_flags() {
+    let mut h = HostDir::new("src-flags");
+    let p = h.path.clone();
+    h.mount(&["--bind", path(&p)], &p);
+    h.mount(&["-o", "remount,bind,ro,nosuid,nodev,noexec"], &p);
+    let mut b = bundle("src-flags", &["sh", "-c", MOUNTINFO]);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/plain", "bind", path(&p), &["bind"]);
+    add_mount(&mut b, "/tmp/ro", "bind", path(&p), &["bind", "ro"]);
+    let out = b.run_ok();
+    let mounts = mountinfo_of(&out);
+    let plain = entry(&mounts, "/tmp/plain");
+    assert!(plain.has_option("rw"), "{plain:?}");
+    for flag in ["nosuid", "nodev", "noexec"] {
+        assert!(!plain.has_option(flag), "{flag} inherited: {plain:?}");
+    }
+    let ro = entry(&mounts, "/tmp/ro");
+    assert!(ro.has_option("ro") && !ro.has_option("noexec"), "{ro:?}");
+}
+
+/// A read-only /dev with devpts, shm and mqueue under it, and the device
+/// nodes made in it (runc remounts /dev read-only last).
+#[test]
+fn read_only_dev_with_devpts_under_it() {
+    let mut b = bundle(
+        "ro-dev",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo x > /dev/null; echo null=$?; touch /dev/probe; echo touch=$?; {MOUNTINFO}"
+            ),
+        ],
+    );
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let out = b.run_ok();
+    assert_eq!(value(&out, "null="), "0", "{out}");
+    assert_ne!(value(&out, "touch="), "0", "{out}");
+    let mounts = mountinfo_of(&out);
+    assert!(entry(&mounts, "/dev").has_option("ro"), "{out}");
+    assert_eq!(entry(&mounts, "/dev/pts").fstype, "devpts", "{out}");
+}

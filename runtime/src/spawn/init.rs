@@ -55,10 +55,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
-    match config.kind {
+    let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
-        ChildKind::Exec { target_pid } => join_container(target_pid)?,
-    }
+        ChildKind::Exec { target_pid } => {
+            join_container(target_pid)?;
+            None
+        }
+    };
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -121,7 +124,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
-            let fifo = open_exec_fifo(fifo_fd)?;
+            let fifo = open_exec_fifo(fd_dir.as_ref(), fifo_fd)?;
             let start_hooks = config
                 .spec
                 .hooks()
@@ -158,7 +161,11 @@ fn empty_capabilities(
 
 /// Namespaces the parent could not enter for us, identity inside a user
 /// namespace, the session, hostname, and the whole root filesystem.
-fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+/// Returns the init's /proc/self/fd directory as it was before pivot_root.
+fn init_namespaces_and_rootfs(
+    config: &ChildConfig,
+    channel: &Channel,
+) -> Result<Option<std::os::fd::OwnedFd>> {
     let plan = &config.plan;
     if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
         namespaces::join(LinuxNamespaceType::User, path)?;
@@ -226,9 +233,20 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
+    // The exec fifo is reopened through our own /proc/self/fd (the host's
+    // procfs, reachable until pivot_root): the container may have no /proc.
+    let fd_dir = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
     rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
     rootfs::finish(&config.spec)?;
-    Ok(())
+    rootfs::finish_dev(&config.spec)?;
+    Ok(Some(fd_dir))
 }
 
 /// `exec`: enter every namespace of the running container (user first, so
@@ -376,10 +394,25 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading.
-fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{fifo_fd}"))
-        .context("open exec fifo")
+/// Blocks until `start` opens exec.fifo for reading. `fd_dir`: our
+/// /proc/self/fd opened before pivot_root, else the current /proc's.
+fn open_exec_fifo(fd_dir: Option<&std::os::fd::OwnedFd>, fifo_fd: RawFd) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = match fd_dir {
+        Some(dir) => nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            fifo_fd.to_string().as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fifo_fd}").as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+    }
+    .context("open exec fifo")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

@@ -198,6 +198,14 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time {
         unshare_time(&config.spec)?;
     }
+    // why: the container's user namespace may not be allowed to reach a
+    // bind source the runtime can (runc and crun open them first too).
+    let open_sources = config.kind == ChildKind::Init
+        && config.plan.has(LinuxNamespaceType::User)
+        && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
+    if open_sources {
+        crate::rootfs::open_bind_sources(&config.spec, &config.rootfs);
+    }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
         Some(user_ns) if config.kind == ChildKind::Init => {
             clone3_in_user_ns(user_ns, flags, config.cgroup_entry.clone_into())?
@@ -209,6 +217,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
         init::run(config, child_end);
     }
     drop(child_end);
+    crate::rootfs::close_bind_sources();
     saved.restore()?;
     Ok(Child {
         pid,
