@@ -1265,49 +1265,34 @@ fn proc_symlinked_in_the_rootfs_is_refused() {
     assert!(!state_root().join(&b.id).exists(), "state dir left");
 }
 
-/// With --no-pivot the host's procfs and sysfs stay in the container's
-/// mount namespace under its root, and a full procfs there is what lets
-/// the kernel allow the container a fresh, unmasked one: they are detached
-/// (runc). Counted in the container's mount namespace from the host.
+/// With --no-pivot the host's root stays under the container's in its
+/// mount namespace, with the host's full procfs and sysfs on it. Those are
+/// what let the kernel allow a fresh, unmasked procfs in a user namespace
+/// made inside the container (the container's own /proc is masked). They
+/// are detached first, as runc does.
 #[test]
-fn no_pivot_detaches_the_hosts_proc_and_sys() {
-    let b = bundle("nopivot-proc", &["sleep", "100"]);
+fn no_pivot_leaves_no_host_proc_to_allow_a_fresh_one() {
+    // busybox mounts the procfs before exec, while it holds the new user
+    // namespace's capabilities (and makes /tmp/p private first: a mount).
+    let script = "unshare -U -m -p -f --mount-proc=/tmp/p true && echo fresh=yes || echo fresh=no";
+    let mut b = bundle("nopivot-proc", &["sh", "-c", script]);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/p", "tmpfs", "tmpfs", &[]);
     b.write();
-    let out = ozz_quiet(&["create", "--no-pivot", "--bundle", path(&b.dir), &b.id]);
+    let out = ozz(&["run", "--no-pivot", "--bundle", path(&b.dir), &b.id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let pid = b.state()["pid"].as_i64().unwrap().to_string();
-    // A process of ours in that namespace, at its root (the container's
-    // init is chrooted: its own mountinfo hides what lies outside).
-    let mut probe = std::process::Command::new("nsenter")
-        .arg(format!("--mount=/proc/{pid}/ns/mnt"))
-        .args(["sleep", "100"])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("nsenter");
-    let probe_pid = probe.id().to_string();
-    let target = ns_link(&pid, "mnt");
-    for _ in 0..500 {
-        if ns_link(&probe_pid, "mnt") == target {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let text = std::fs::read_to_string(format!("/proc/{probe_pid}/mountinfo"));
-    let entered = ns_link(&probe_pid, "mnt") == target;
-    let _ = probe.kill();
-    let _ = probe.wait();
-    assert!(
-        entered,
-        "nsenter never entered the container's mount namespace"
-    );
-    let mounts = parse_mountinfo(&text.unwrap());
-    for fstype in ["proc", "sysfs"] {
-        let full: Vec<_> = mounts
-            .iter()
-            .filter(|m| m.fstype == fstype && m.root == "/")
-            .collect();
-        assert_eq!(full.len(), 1, "{fstype}: only the container's: {full:#?}");
-    }
+    let text = stdout(&out);
+    assert_eq!(value(&text, "fresh="), "no", "{text}{}", stderr(&out));
+
+    // The same container pivoted: the baseline the check stands on.
+    let b = {
+        let mut b = bundle("pivot-proc", &["sh", "-c", script]);
+        tmp_tmpfs(&mut b);
+        add_mount(&mut b, "/tmp/p", "tmpfs", "tmpfs", &[]);
+        b
+    };
+    let text = b.run_ok();
+    assert_eq!(value(&text, "fresh="), "no", "{text}");
 }
 
 /// A bind does not keep the source mount's ro/nosuid/nodev/noexec unless
