@@ -210,6 +210,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path, shares_host_mounts: bool) -> Result<(
         Some(p) => {
             let parsed = parse_options(&[p.to_string()]);
             match parsed.propagation.as_slice() {
+                // why: an unbindable / cannot have the rootfs bound out of
+                // it (EINVAL, where runc fails): the namespace starts
+                // private and the new root is made unbindable after
+                // pivot_root (finish).
+                [flag] if flag.contains(MsFlags::MS_UNBINDABLE) => {
+                    MsFlags::MS_PRIVATE | (*flag & MsFlags::MS_REC)
+                }
                 [flag] => *flag,
                 _ => bail!("invalid rootfsPropagation {p:?}"),
             }
@@ -1084,7 +1091,7 @@ pub fn finish(spec: &Spec) -> Result<()> {
     }
     if let Some(p) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .filter(|p| p.contains("shared"))
+        .filter(|p| p.contains("shared") || p.contains("unbindable"))
     {
         let parsed = parse_options(&[p.to_string()]);
         for flag in parsed.propagation {

@@ -1344,3 +1344,16 @@ fn read_only_dev_with_devpts_under_it() {
     assert!(entry(&mounts, "/dev").has_option("ro"), "{out}");
     assert_eq!(entry(&mounts, "/dev/pts").fstype, "devpts", "{out}");
 }
+
+/// rootfsPropagation "unbindable" (runc fails with EINVAL binding the
+/// rootfs out of an unbindable /): the container's root ends unbindable.
+#[test]
+fn unbindable_rootfs_propagation() {
+    for prop in ["unbindable", "runbindable"] {
+        let mut b = bundle("unbindable", &["sh", "-c", MOUNTINFO]);
+        b.config["linux"]["rootfsPropagation"] = json!(prop);
+        let out = b.run_ok();
+        let root = entry(&mountinfo_of(&out), "/").clone();
+        assert!(root.has_optional("unbindable"), "{prop}: {root:?}");
+    }
+}
