@@ -309,7 +309,10 @@ pub fn open_bind_sources(spec: &Spec, rootfs: &Path) {
         let Some(source) = m.source().as_deref().filter(|_| bind) else {
             continue;
         };
-        if std::path::absolute(source).is_ok_and(|s| s.starts_with(rootfs)) {
+        // (Resolved: a symlinked way into the rootfs is inside it too; a
+        // source that does not exist yet may be made by an earlier mount.)
+        let inside = |real: &Path| real.starts_with(rootfs);
+        if !std::fs::canonicalize(source).is_ok_and(|real| !inside(&real)) {
             continue;
         }
         let Ok(path) = std::ffi::CString::new(source.as_os_str().as_encoded_bytes()) else {
@@ -462,6 +465,7 @@ fn mount_one(
                 .map(|s| !s.is_dir())
                 .unwrap_or(false),
         };
+    let existed = root.resolve(dest).is_ok();
     let target = if source_is_file {
         ensure_file(root, dest)?
     } else {
@@ -522,8 +526,9 @@ fn mount_one(
     }
 
     // why: runc's behaviour: a tmpfs without mode= keeps the mode of the
-    // directory it covers (the kernel would give 1777).
-    if typ == "tmpfs" && !options.data.iter().any(|d| d.starts_with("mode=")) {
+    // directory of the image it covers (the kernel would give 1777); one
+    // created here for it gets the kernel's.
+    if typ == "tmpfs" && existed && !options.data.iter().any(|d| d.starts_with("mode=")) {
         if let Ok(st) = nix::sys::stat::fstat(target.as_fd().as_raw_fd()) {
             options.data.push(format!("mode={:o}", st.st_mode & 0o7777));
         }

@@ -1206,11 +1206,21 @@ fn tmpfs_without_mode_keeps_the_mountpoints_mode() {
     let mp = copy.path.join("mp");
     std::fs::create_dir(&mp).unwrap();
     std::fs::set_permissions(&mp, std::os::unix::fs::PermissionsExt::from_mode(0o712)).unwrap();
-    let mut b = bundle("tmpfs-mode", &["sh", "-c", "echo mode $(stat -c %a /mp)"]);
+    let mut b = bundle(
+        "tmpfs-mode",
+        &[
+            "sh",
+            "-c",
+            "echo mode $(stat -c %a /mp); echo new $(stat -c %a /made/here)",
+        ],
+    );
     b.config["root"]["path"] = json!(copy.path);
     add_mount(&mut b, "/mp", "tmpfs", "tmpfs", &["nosuid"]);
+    add_mount(&mut b, "/made/here", "tmpfs", "tmpfs", &["nosuid"]);
     let out = b.run_ok();
     assert_eq!(value(&out, "mode"), "712", "{out}");
+    // A mount point made for the mount: the kernel's default, as in runc.
+    assert_eq!(value(&out, "new"), "1777", "{out}");
 }
 
 /// A container without any /proc mount starts: nothing of the runtime's
@@ -1355,5 +1365,36 @@ fn unbindable_rootfs_propagation() {
         let out = b.run_ok();
         let root = entry(&mountinfo_of(&out), "/").clone();
         assert!(root.has_optional("unbindable"), "{prop}: {root:?}");
+    }
+}
+
+/// A bind whose source lies in the rootfs, under an earlier mount of the
+/// config, binds what that mount put there (config order), also in a user
+/// namespace, where sources outside the rootfs are opened by the runtime
+/// first (runc fails here: it opens this one too early).
+#[test]
+fn bind_source_inside_the_rootfs_sees_earlier_mounts() {
+    for userns in [false, true] {
+        let copy = HostDir::rootfs_copy("src-in-rootfs");
+        let mut b = bundle("src-in-rootfs", &["sh", "-c", MOUNTINFO]);
+        b.config["root"]["path"] = json!(copy.path);
+        if userns {
+            with_userns(&mut b);
+        }
+        tmp_tmpfs(&mut b);
+        add_mount(&mut b, "/tmp/a", "tmpfs", "tmpfs", &["size=1m"]);
+        add_mount(
+            &mut b,
+            "/tmp/b",
+            "bind",
+            path(&copy.path.join("tmp/a")),
+            &["bind"],
+        );
+        let out = b.run_ok();
+        let mounts = mountinfo_of(&out);
+        let a = entry(&mounts, "/tmp/a");
+        let bb = entry(&mounts, "/tmp/b");
+        assert_eq!(bb.fstype, "tmpfs", "userns {userns}: {out}");
+        assert_eq!(a.dev, bb.dev, "userns {userns}: {out}");
     }
 }
