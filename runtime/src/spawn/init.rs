@@ -125,6 +125,8 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
             let fifo = open_exec_fifo(fd_dir.as_ref(), fifo_fd)?;
+            // The host's procfs is not kept a moment longer than needed.
+            drop(fd_dir);
             let start_hooks = config
                 .spec
                 .hooks()
