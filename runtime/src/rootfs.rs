@@ -1234,6 +1234,13 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_cleaned_lexically() {
+        assert_eq!(clean_path(Path::new("/dev/fuse/")), Path::new("/dev/fuse"));
+        assert_eq!(clean_path(Path::new("proc/./x/..")), Path::new("/proc"));
+        assert_eq!(clean_path(Path::new("/../..")), Path::new("/"));
+    }
+
+    #[test]
     fn recursive_attributes_go_to_mount_setattr() {
         let o = opts(&["rbind", "rro", "rnosuid", "rnoatime"]);
         assert_eq!(
