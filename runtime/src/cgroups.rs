@@ -555,7 +555,8 @@ pub fn controller_dir(controller: &str, path: &Path) -> PathBuf {
 }
 
 /// Device rules every container gets after the bundle's own, as runc adds
-/// them: the default /dev nodes, ptys, and each of linux.devices.
+/// them: the default /dev nodes and ptys. linux.devices entries get no rule
+/// of their own (runc): after a deny-all only the bundle's rules allow them.
 pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     let linux = spec.linux().as_ref();
     let mut resources = linux
@@ -583,7 +584,19 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         bail!("invalid configuration: rdma limits need cgroup v2");
     }
     let mut rules = resources.devices().clone().unwrap_or_default();
-    let mut extra = vec![
+    // why: the kernel refuses a devices.allow/deny line without access
+    // ("c 1:9 ", EINVAL) and v2 would make it a rule matching nothing. The
+    // spec makes access optional: a rule without it covers "rwm".
+    for rule in &mut rules {
+        match rule.access().as_deref() {
+            None | Some("") => {
+                rule.set_access(Some("rwm".to_string()));
+            }
+            Some(access) if access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) => {}
+            Some(access) => bail!("invalid device access {access:?} in linux.resources.devices"),
+        }
+    }
+    let extra = vec![
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}),
@@ -594,15 +607,6 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}),
     ];
-    for device in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
-        let typ = match device.typ() {
-            oci_spec::runtime::LinuxDeviceType::B => "b",
-            oci_spec::runtime::LinuxDeviceType::P => continue,
-            _ => "c",
-        };
-        extra.push(serde_json::json!({"allow": true, "type": typ,
-            "major": device.major(), "minor": device.minor(), "access": "rwm"}));
-    }
     for rule in extra {
         rules.push(serde_json::from_value(rule).context("default device rule")?);
     }

@@ -58,12 +58,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
-    match config.kind {
+    let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { .. } => {
             nix::unistd::setsid().context("setsid")?;
+            None
         }
-    }
+    };
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -133,7 +134,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             // why: kept open until exec or _exit, not dropped when a step
             // below fails: `start` takes the fifo's hangup as the end, and
             // `run` then kills us before run() could report the failure.
-            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fifo_fd)?);
+            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fd_dir.as_ref(), fifo_fd)?);
+            // The host's procfs is not kept a moment longer than needed.
+            drop(fd_dir);
             let start_hooks = config
                 .spec
                 .hooks()
@@ -197,7 +200,11 @@ fn empty_capabilities(
 
 /// Namespaces the parent could not enter for us, identity inside a user
 /// namespace, the session, hostname, and the whole root filesystem.
-fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+/// Returns the init's /proc/self/fd directory as it was before pivot_root.
+fn init_namespaces_and_rootfs(
+    config: &ChildConfig,
+    channel: &Channel,
+) -> Result<Option<std::os::fd::OwnedFd>> {
     let plan = &config.plan;
     if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
         namespaces::join(LinuxNamespaceType::User, path)?;
@@ -205,9 +212,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.has(LinuxNamespaceType::User) {
         become_root_in_user_ns()?;
     }
+    let runtime_mnt_ns = namespaces::current_id(LinuxNamespaceType::Mount);
     if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
         namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
+    // why: without a mount namespace of its own (none asked, or the path
+    // names the runtime's own) the container shares the host's mounts:
+    // nothing may pivot, move or re-propagate the host's root there.
+    let shares_host_mounts = !plan.creates(LinuxNamespaceType::Mount)
+        && runtime_mnt_ns.is_some()
+        && namespaces::current_id(LinuxNamespaceType::Mount) == runtime_mnt_ns;
     nix::unistd::setsid().context("setsid")?;
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
@@ -228,10 +242,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.creates(LinuxNamespaceType::Network) {
         bring_up_loopback()?;
     }
-    if !plan.creates(LinuxNamespaceType::Mount) {
-        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    if shares_host_mounts {
+        // runc's phrase: masking would cover the host's own /proc and /sys.
+        let linux = config.spec.linux().as_ref();
+        let masked = linux.and_then(|l| l.masked_paths().as_ref());
+        let readonly = linux.and_then(|l| l.readonly_paths().as_ref());
+        if masked.is_some_and(|m| !m.is_empty()) || readonly.is_some_and(|r| !r.is_empty()) {
+            bail!("unable to restrict sys entries without a private MNT namespace");
+        }
     }
-    rootfs::prepare(&config.spec, &config.rootfs)?;
+    rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -255,10 +275,21 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
-    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    // The exec fifo is reopened through our own /proc/self/fd (the host's
+    // procfs, reachable until pivot_root): the container may have no /proc.
+    let fd_dir = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
+    rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
     create_cwd(config.process.cwd())?;
     rootfs::finish(&config.spec)?;
-    Ok(())
+    rootfs::finish_dev(&config.spec)?;
+    Ok(Some(fd_dir))
 }
 
 /// execCPUAffinity.initial holds while the process enters its cgroup (on
@@ -533,10 +564,25 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading.
-fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{fifo_fd}"))
-        .context("open exec fifo")
+/// Blocks until `start` opens exec.fifo for reading. `fd_dir`: our
+/// /proc/self/fd opened before pivot_root, else the current /proc's.
+fn open_exec_fifo(fd_dir: Option<&std::os::fd::OwnedFd>, fifo_fd: RawFd) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = match fd_dir {
+        Some(dir) => nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            fifo_fd.to_string().as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fifo_fd}").as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+    }
+    .context("open exec fifo")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
