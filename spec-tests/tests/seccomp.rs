@@ -450,3 +450,134 @@ fn foreign_abi_syscalls_do_not_bypass_the_filter() {
         "{code:?}: {out}{err}"
     );
 }
+
+/// What a static busybox needs to start and exit (strace of `busybox true`),
+/// plus `extra`: an allow-list profile that denies everything else, the
+/// runtime's own system calls included.
+fn allow_only(extra: &[&str]) -> Value {
+    let mut names = vec![
+        "execve",
+        "arch_prctl",
+        "brk",
+        "mprotect",
+        "getrandom",
+        "getuid",
+        "prctl",
+        "prlimit64",
+        "readlink",
+        "rseq",
+        "set_robust_list",
+        "set_tid_address",
+        "exit",
+        "exit_group",
+    ];
+    names.extend_from_slice(extra);
+    json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]})
+}
+
+/// Nothing runs after the filter but execve: a profile that allows only
+/// what the workload needs starts it. `true` is not even allowed write(2),
+/// so the exec.fifo "0" must be written before the filter too.
+fn allow_list_runs_the_workload(nnp: bool) {
+    let mut b = bundle("sc-allow-true", &["/bin/true"]);
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["linux"]["seccomp"] = allow_only(&[]);
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "nnp {nnp}: {out}{err}");
+
+    let mut b = bundle("sc-allow-echo", &["/bin/echo", "only-echo"]);
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config["linux"]["seccomp"] = allow_only(&["write"]);
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "nnp {nnp} uid 1000: {out}{err}");
+    assert_eq!(out, "only-echo\n", "nnp {nnp}: {err}");
+}
+
+/// runc 1.1.5 fails ("container process is already dead"): without
+/// no_new_privs it loads the filter before its own set-up is done, and its
+/// Go runtime makes system calls (futex, sigaltstack, …) after the filter.
+#[test]
+fn allow_list_profile_runs_the_workload_without_no_new_privs() {
+    allow_list_runs_the_workload(false);
+}
+
+/// runc 1.1.5 fails too ("container process is already dead"): its Go
+/// runtime runs between the filter and execve. Fails on the baseline ozz,
+/// which wrote the exec.fifo "0" after loading the filter.
+#[test]
+fn allow_list_profile_runs_the_workload_with_no_new_privs() {
+    allow_list_runs_the_workload(true);
+}
+
+/// The same for `exec` into a container whose init runs under the profile.
+fn allow_list_runs_exec(nnp: bool) {
+    let mut b = bundle("sc-allow-exec", &["/bin/sleep", "100"]);
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["linux"]["seccomp"] =
+        allow_only(&["write", "nanosleep", "clock_nanosleep", "rt_sigaction"]);
+    b.create_and_start();
+    let out = ozz(&["exec", &b.id, "/bin/echo", "exec-echo"]);
+    assert!(
+        out.status.success(),
+        "nnp {nnp}: {:?} {}{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "exec-echo\n", "nnp {nnp}: {}", stderr(&out));
+}
+
+/// runc 1.1.5 fails (its init dies under the profile, so `create` fails).
+#[test]
+fn allow_list_profile_runs_exec_without_no_new_privs() {
+    allow_list_runs_exec(false);
+}
+
+/// runc 1.1.5 fails (its init dies under the profile). The baseline ozz
+/// passed this one: with no_new_privs it already loaded the filter late.
+#[test]
+fn allow_list_profile_runs_exec_with_no_new_privs() {
+    allow_list_runs_exec(true);
+}
+
+/// Without no_new_privs ozz keeps CAP_SYS_ADMIN until the filter is loaded,
+/// right before execve; execve must then drop it when the config did not
+/// grant it: for uid 0 the new permitted set is the (trimmed) bounding set,
+/// for another uid the ambient set (capabilities(7)).
+#[test]
+fn sys_admin_held_for_the_filter_is_gone_after_exec() {
+    for uid in [0, 1000] {
+        let mut b = sh_bundle(
+            "sc-caps",
+            "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status",
+        );
+        b.config["process"]["noNewPrivileges"] = json!(false);
+        b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+        b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]});
+        let granted = b.config["process"]["capabilities"]["bounding"].clone();
+        let granted: Vec<&str> = granted
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(!granted.contains(&"CAP_SYS_ADMIN"), "{granted:?}");
+        let (code, out, err) = run(&b);
+        assert_eq!(code, Some(0), "uid {uid}: {out}{err}");
+        let sys_admin = 1u64 << cap_bit("CAP_SYS_ADMIN");
+        for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            let mask = u64::from_str_radix(&status_field(&out, key).unwrap(), 16).unwrap();
+            assert_eq!(mask & sys_admin, 0, "uid {uid} {key}: {out}");
+        }
+        let want = if uid == 0 {
+            cap_mask(&granted)
+        } else {
+            "0".repeat(16)
+        };
+        assert_eq!(status_field(&out, "CapPrm"), Some(want), "uid {uid}: {out}");
+    }
+}

@@ -93,14 +93,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     caps::prepare(capabilities)?;
     if no_new_privs {
         caps::set_no_new_privs()?;
-    } else if let Some(filter) = &filter {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-        // the process may be about to lose.
-        filter.install().context("load seccomp filter")?;
     }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
-    caps::apply(capabilities)?;
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it stays
+    // in permitted+effective until then, and execve drops it (see caps::apply).
+    caps::apply(capabilities, filter.is_some() && !no_new_privs)?;
 
     let cwd = process.cwd();
     nix::unistd::chdir(cwd)
@@ -113,6 +111,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
+    let exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
 
@@ -132,16 +131,18 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
         None => None,
     };
-    if no_new_privs {
-        if let Some(filter) = &filter {
-            filter.install().context("load seccomp filter")?;
-        }
-    }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
         (&*fifo).write_all(b"0").context("write exec fifo")?;
     }
-    Err(process::exec(&program, &args, &env))
+    // The filter is the last thing before execve: from here on, no system
+    // call but execve (the profile may deny anything else), hence no
+    // allocation either; install() allocates only on failure.
+    if let Some(filter) = &filter {
+        filter.install().context("load seccomp filter")?;
+    }
+    let errno = exec_args.exec();
+    Err(exec_args.error(errno))
 }
 
 fn empty_capabilities(
