@@ -414,7 +414,8 @@ fn i386_mkdir_probe(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 /// Syscalls through another ABI must not bypass the rules written for the
-/// native one: ozz fails closed and kills them (documented in seccomp.rs).
+/// native one: an ABI the profile lists gets the same rules (with its own
+/// numbers), one it does not list is killed.
 #[test]
 fn foreign_abi_syscalls_do_not_bypass_the_filter() {
     // A bundle only for its scratch directory (removed with it).
@@ -439,16 +440,158 @@ fn foreign_abi_syscalls_do_not_bypass_the_filter() {
         println!("SKIP: the kernel runs no i386 syscalls here ({code:?}: {out}{err})");
         return;
     }
+    // Listed: the mkdir rule applies to i386's mkdir too (errno → exit 2).
     let mut b = with_probe("sc-i386");
     b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
     let (code, out, err) = run(&b);
-    assert_ne!(code, Some(0), "i386 mkdir bypassed the filter: {out}{err}");
-    assert!(
-        code == Some(2) || code == Some(128 + 31),
-        "{code:?}: {out}{err}"
-    );
+    assert_eq!(code, Some(2), "i386 mkdir: {out}{err}");
+    // Not listed: killed (SIGSYS).
+    let mut b = with_probe("sc-i386-unlisted");
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(128 + 31), "unlisted i386 ABI: {out}{err}");
+}
+
+/// A real 32-bit (i386) static program, freestanding so that no 32-bit C
+/// library is needed: mkdir /tmp/i386dir, print "i386-ok", exit 0 (2 when
+/// mkdir failed).  None when the compiler cannot target i386.
+fn i386_program(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    let src = dir.join("prog32.c");
+    let bin = dir.join("prog32");
+    std::fs::write(
+        &src,
+        r#"static long sys3(long n, long a, long b, long c) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(n), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+void _start(void) {
+    static const char msg[] = "i386-ok\n";
+    long r = sys3(39, (long)"/tmp/i386dir", 0755, 0);
+    sys3(4, 1, (long)msg, sizeof msg - 1);
+    sys3(1, r < 0 ? 2 : 0, 0, 0);
+    for (;;) {}
+}
+"#,
+    )
+    .ok()?;
+    let ok = std::process::Command::new("cc")
+        .args(["-m32", "-static", "-nostdlib", "-ffreestanding", "-fno-pic"])
+        .args(["-fno-stack-protector", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(bin)
+}
+
+/// podman's and Docker's default profiles list x86_64, x86 and x32: a 32-bit
+/// program must run under them, its calls filtered by the i386 numbers.
+/// runc 1.1.5: passes.
+#[test]
+fn a_32_bit_program_runs_under_a_default_like_profile() {
+    let scratch = bundle("sc-prog32", &["true"]);
+    let Some(prog) = i386_program(&scratch.dir) else {
+        println!("SKIP: cc cannot build an i386 program here (cc -m32) or not x86_64");
+        return;
+    };
+    let with_prog = |tag: &str| {
+        let mut b = sh_bundle(tag, "");
+        b.config["process"]["args"] = json!(["/prog32"]);
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/prog32", "type": "bind",
+            "source": prog.to_str().unwrap(), "options": ["bind", "ro"]
+        }));
+        b
+    };
+    let (code, out, err) = run(&with_prog("sc-prog32-ctl"));
+    if code != Some(0) {
+        println!("SKIP: the kernel runs no i386 programs here ({code:?}: {out}{err})");
+        return;
+    }
+    let mut b = with_prog("sc-prog32");
+    b.config["linux"]["seccomp"] = default_like();
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, "i386-ok\n", "{err}");
+    // The same profile without mkdir: the i386 mkdir gets the default EPERM.
+    let mut b = with_prog("sc-prog32-nomkdir");
+    b.config["linux"]["seccomp"] = without(default_like(), &["mkdir"]);
+    let (code, out, err) = run(&b);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(out, "i386-ok\n", "{err}");
+}
+
+/// runc splits a rule whose conditions test the same argument twice into
+/// one rule per condition (ORed): socket(AF_INET) or socket(AF_INET6) is
+/// refused, AF_NETLINK passes.  ANDed, the rule could never match.
+/// runc 1.1.5: passes.
+#[test]
+fn conditions_on_the_same_argument_are_ored() {
+    let script = "ip link show lo >/dev/null && echo netlink-ok; \
+        nc 127.0.0.1 1 </dev/null; nc ::1 1 </dev/null";
+    let mut b = sh_bundle("sc-same-arg", script);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+            "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                     {"index": 0, "value": 10, "op": "SCMP_CMP_EQ"}]}]});
+    let (_, out, err) = run(&b);
+    assert_eq!(out, "netlink-ok\n", "{err}");
+    assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+}
+
+/// A syscall newer than the profile (numbered above every one it names)
+/// gets ENOSYS, not the default EPERM, so that libc can fall back.
+/// runc 1.1.5 fails: it cannot run this profile at all ("close log pipe fd
+/// 4: operation not permitted": runc's own code runs after its filter).
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    if !cfg!(target_arch = "x86_64") {
+        println!("SKIP: the syscall numbers below are x86_64's");
+        return;
+    }
+    // The highest call listed is set_tid_address (218); unshare (272) is
+    // "newer" and must fail with ENOSYS.  (glibc's start-up calls above 218,
+    // rseq, getrandom, prlimit64, set_robust_list, take ENOSYS in stride.)
+    let names = [
+        "execve",
+        "arch_prctl",
+        "brk",
+        "mprotect",
+        "getuid",
+        "prctl",
+        "readlink",
+        "set_tid_address",
+        "exit",
+        "exit_group",
+        "write",
+    ];
+    let mut b = bundle("sc-enosys", &["/bin/unshare", "-m", "/bin/true"]);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+    let (code, out, err) = run(&b);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("Function not implemented"), "{out}{err}");
+    // A call below the highest one listed still gets the default (EPERM):
+    // adding rseq (334) to the list makes unshare an "old" call.
+    let mut names = names.to_vec();
+    names.push("rseq");
+    let mut b = bundle("sc-enosys-old", &["/bin/unshare", "-m", "/bin/true"]);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+    let (code, out, err) = run(&b);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("Operation not permitted"), "{out}{err}");
 }
 
 /// What a static busybox needs to start and exit (strace of `busybox true`),

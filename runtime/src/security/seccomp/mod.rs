@@ -20,30 +20,162 @@ const BPF_MAXINSNS: usize = 4096;
 /// Default errno for ERRNO/TRACE actions that do not specify one.
 const DEFAULT_ERRNO: u16 = libc::EPERM as u16;
 
+/// A system-call ABI a filter covers: how its calls are told apart (audit
+/// arch, x32 bit) and how its syscall names map to numbers.
+#[derive(Clone, Copy, Debug)]
+struct Abi {
+    /// The OCI name (`SCMP_ARCH_*`).
+    oci: &'static str,
+    audit_arch: u32,
+    /// Set in every syscall number of this ABI: x32 shares x86_64's audit
+    /// arch and is told apart by bit 30 of the number.
+    nr_bit: u32,
+    /// A 32-bit ABI: arguments are compared on their low 32 bits only, as
+    /// libseccomp does.
+    word32: bool,
+    /// The ABI's number for a syscall name; `None` when it has no such call.
+    lookup: fn(&str) -> Option<u32>,
+}
+
 #[cfg(target_arch = "x86_64")]
 mod native {
+    use super::Abi;
+    use std::str::FromStr;
+
     pub const TARGET: Option<seccompiler::TargetArch> = Some(seccompiler::TargetArch::x86_64);
     /// AUDIT_ARCH_X86_64
     pub const AUDIT_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
     /// Syscall numbers with this bit are the x32 ABI.
     pub const X32_SYSCALL_BIT: Option<u32> = Some(0x4000_0000);
-    pub const ARCHS: &[&str] = &["SCMP_ARCH_X86_64"];
+    /// Every ABI an x86_64 kernel can run (i386 with IA32 emulation, x32
+    /// with CONFIG_X86_X32_ABI), the native one first.
+    pub const ABIS: &[Abi] = &[
+        Abi {
+            oci: "SCMP_ARCH_X86_64",
+            audit_arch: AUDIT_ARCH,
+            nr_bit: 0,
+            word32: false,
+            lookup: x86_64_nr,
+        },
+        Abi {
+            oci: "SCMP_ARCH_X86",
+            // AUDIT_ARCH_I386
+            audit_arch: 3 | 0x4000_0000,
+            nr_bit: 0,
+            word32: true,
+            lookup: i386_nr,
+        },
+        Abi {
+            oci: "SCMP_ARCH_X32",
+            audit_arch: AUDIT_ARCH,
+            nr_bit: 0x4000_0000,
+            word32: false,
+            lookup: x32_nr,
+        },
+    ];
+
+    fn x86_64_nr(name: &str) -> Option<u32> {
+        syscalls::x86_64::Sysno::from_str(name)
+            .ok()
+            .map(|s| s.id() as u32)
+    }
+
+    fn i386_nr(name: &str) -> Option<u32> {
+        syscalls::x86::Sysno::from_str(name)
+            .ok()
+            .map(|s| s.id() as u32)
+    }
+
+    /// x32 uses the x86_64 numbers (with bit 30 set, added by the caller),
+    /// except for the calls whose arguments differ in layout: those have
+    /// their own numbers from 512 on, and their 64-bit numbers do not exist
+    /// in x32 (arch/x86/entry/syscalls/syscall_64.tbl).
+    fn x32_nr(name: &str) -> Option<u32> {
+        const X32_OWN: [&str; 36] = [
+            "rt_sigaction",
+            "rt_sigreturn",
+            "ioctl",
+            "readv",
+            "writev",
+            "recvfrom",
+            "sendmsg",
+            "recvmsg",
+            "execve",
+            "ptrace",
+            "rt_sigpending",
+            "rt_sigtimedwait",
+            "rt_sigqueueinfo",
+            "sigaltstack",
+            "timer_create",
+            "mq_notify",
+            "kexec_load",
+            "waitid",
+            "set_robust_list",
+            "get_robust_list",
+            "vmsplice",
+            "move_pages",
+            "preadv",
+            "pwritev",
+            "rt_tgsigqueueinfo",
+            "recvmmsg",
+            "sendmmsg",
+            "process_vm_readv",
+            "process_vm_writev",
+            "setsockopt",
+            "getsockopt",
+            "io_setup",
+            "io_submit",
+            "execveat",
+            "preadv2",
+            "pwritev2",
+        ];
+        if let Some(i) = X32_OWN.iter().position(|n| *n == name) {
+            return Some(512 + i as u32);
+        }
+        x86_64_nr(name)
+    }
 }
 #[cfg(target_arch = "aarch64")]
 mod native {
+    use super::Abi;
+    use std::str::FromStr;
+
     pub const TARGET: Option<seccompiler::TargetArch> = Some(seccompiler::TargetArch::aarch64);
     /// AUDIT_ARCH_AARCH64
     pub const AUDIT_ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
     pub const X32_SYSCALL_BIT: Option<u32> = None;
-    pub const ARCHS: &[&str] = &["SCMP_ARCH_AARCH64"];
+    pub const ABIS: &[Abi] = &[Abi {
+        oci: "SCMP_ARCH_AARCH64",
+        audit_arch: AUDIT_ARCH,
+        nr_bit: 0,
+        word32: false,
+        lookup: native_nr,
+    }];
+
+    fn native_nr(name: &str) -> Option<u32> {
+        syscalls::Sysno::from_str(name).ok().map(|s| s.id() as u32)
+    }
 }
 #[cfg(target_arch = "riscv64")]
 mod native {
+    use super::Abi;
+    use std::str::FromStr;
+
     pub const TARGET: Option<seccompiler::TargetArch> = Some(seccompiler::TargetArch::riscv64);
     /// AUDIT_ARCH_RISCV64
     pub const AUDIT_ARCH: u32 = 243 | 0x8000_0000 | 0x4000_0000;
     pub const X32_SYSCALL_BIT: Option<u32> = None;
-    pub const ARCHS: &[&str] = &["SCMP_ARCH_RISCV64"];
+    pub const ABIS: &[Abi] = &[Abi {
+        oci: "SCMP_ARCH_RISCV64",
+        audit_arch: AUDIT_ARCH,
+        nr_bit: 0,
+        word32: false,
+        lookup: native_nr,
+    }];
+
+    fn native_nr(name: &str) -> Option<u32> {
+        syscalls::Sysno::from_str(name).ok().map(|s| s.id() as u32)
+    }
 }
 #[cfg(not(any(
     target_arch = "x86_64",
@@ -54,7 +186,7 @@ mod native {
     pub const TARGET: Option<seccompiler::TargetArch> = None;
     pub const AUDIT_ARCH: u32 = 0;
     pub const X32_SYSCALL_BIT: Option<u32> = None;
-    pub const ARCHS: &[&str] = &[];
+    pub const ABIS: &[super::Abi] = &[];
 }
 
 /// Compiled, ready-to-load filters (one or more BPF programs, loaded in order).
@@ -100,10 +232,11 @@ pub fn supported_operators() -> &'static [&'static str] {
     ]
 }
 
-/// Architectures whose syscalls are filtered by the rules (the native one).
-/// Other architecture names are accepted, but their syscalls are killed.
-pub fn supported_archs() -> &'static [&'static str] {
-    native::ARCHS
+/// Architectures whose syscalls the rules can filter: the native one and
+/// the other ABIs its kernel can run.  Other names are accepted, but no
+/// rules are built for them (the kernel cannot run their calls here).
+pub fn supported_archs() -> Vec<&'static str> {
+    native::ABIS.iter().map(|a| a.oci).collect()
 }
 
 /// Filter flags this module supports, spelled as OCI does.

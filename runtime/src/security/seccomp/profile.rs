@@ -1,7 +1,6 @@
 //! The OCI profile → rule sets per action, compiled into a chain.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{
@@ -9,8 +8,8 @@ use oci_spec::runtime::{
 };
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
-use super::chain::{emit, guard_program, link, order_for_install};
-use super::{native, CompiledSeccomp, DEFAULT_ERRNO};
+use super::chain::{emit, enosys_stub, guard_program, link, order_for_install};
+use super::{native, Abi, CompiledSeccomp, DEFAULT_ERRNO};
 
 /// A resolved seccomp action with its data.  Variants are declared from the
 /// most to the least restrictive; see [`Action::rank`].
@@ -105,7 +104,17 @@ pub(super) fn convert_action(action: LinuxSeccompAction, errno: Option<u32>) -> 
 
 /// Convert one OCI argument comparison.  `Ok(None)` means the comparison can
 /// never be true (MASKED_EQ with an expected value outside the mask).
+#[cfg(test)]
 pub(super) fn convert_arg(arg: &LinuxSeccompArg) -> Result<Option<SeccompCondition>> {
+    convert_arg_for(arg, false)
+}
+
+/// [`convert_arg`] for an ABI; `word32`: a 32-bit ABI, whose arguments are
+/// compared on their low 32 bits (values are truncated, as libseccomp does).
+pub(super) fn convert_arg_for(
+    arg: &LinuxSeccompArg,
+    word32: bool,
+) -> Result<Option<SeccompCondition>> {
     let index = u8::try_from(arg.index())
         .ok()
         .filter(|i| *i <= 5)
@@ -115,23 +124,29 @@ pub(super) fn convert_arg(arg: &LinuxSeccompArg) -> Result<Option<SeccompConditi
                 arg.index()
             )
         })?;
+    let (len, word) = if word32 {
+        (SeccompCmpArgLen::Dword, u64::from(u32::MAX))
+    } else {
+        (SeccompCmpArgLen::Qword, u64::MAX)
+    };
+    let value = arg.value() & word;
     let (op, value) = match arg.op() {
-        LinuxSeccompOperator::ScmpCmpNe => (SeccompCmpOp::Ne, arg.value()),
-        LinuxSeccompOperator::ScmpCmpLt => (SeccompCmpOp::Lt, arg.value()),
-        LinuxSeccompOperator::ScmpCmpLe => (SeccompCmpOp::Le, arg.value()),
-        LinuxSeccompOperator::ScmpCmpEq => (SeccompCmpOp::Eq, arg.value()),
-        LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
-        LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
+        LinuxSeccompOperator::ScmpCmpNe => (SeccompCmpOp::Ne, value),
+        LinuxSeccompOperator::ScmpCmpLt => (SeccompCmpOp::Lt, value),
+        LinuxSeccompOperator::ScmpCmpLe => (SeccompCmpOp::Le, value),
+        LinuxSeccompOperator::ScmpCmpEq => (SeccompCmpOp::Eq, value),
+        LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, value),
+        LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, value),
         LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            let mask = arg.value();
-            let expected = arg.value_two().unwrap_or(0);
+            let mask = value;
+            let expected = arg.value_two().unwrap_or(0) & word;
             if expected & !mask != 0 {
                 return Ok(None);
             }
             (SeccompCmpOp::MaskedEq(mask), expected)
         }
     };
-    SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
+    SeccompCondition::new(index, len, op, value)
         .map(Some)
         .map_err(|e| anyhow!("invalid seccomp argument condition: {e}"))
 }
@@ -163,6 +178,64 @@ pub(super) fn add_rule(set: &mut RuleSet, nr: i64, rule: &Option<SeccompRule>) {
     }
 }
 
+/// The rules of one profile entry for one ABI, ORed; `None` inside means
+/// "unconditionally".  `Ok(None)`: the entry can never match.
+///
+/// Conditions are ANDed, except that when two of them test the same
+/// argument every condition becomes a rule of its own (ORed), as runc does
+/// with libseccomp (which cannot AND two comparisons of one argument).
+fn entry_rules(
+    args: Option<&Vec<LinuxSeccompArg>>,
+    word32: bool,
+) -> Result<Option<Vec<Option<SeccompRule>>>> {
+    let args = args.map(Vec::as_slice).unwrap_or_default();
+    if args.is_empty() {
+        return Ok(Some(vec![None]));
+    }
+    let mut conditions = Vec::new();
+    for arg in args {
+        conditions.push(convert_arg_for(arg, word32)?);
+    }
+    let rule = |c: Vec<SeccompCondition>| {
+        SeccompRule::new(c).map_err(|e| anyhow!("invalid seccomp rule: {e}"))
+    };
+    let same_index = args
+        .iter()
+        .enumerate()
+        .any(|(i, a)| args[..i].iter().any(|b| b.index() == a.index()));
+    if same_index {
+        let rules = conditions
+            .into_iter()
+            .flatten()
+            .map(|c| rule(vec![c]).map(Some))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((!rules.is_empty()).then_some(rules));
+    }
+    match conditions.into_iter().collect::<Option<Vec<_>>>() {
+        Some(all) => Ok(Some(vec![Some(rule(all)?)])),
+        None => Ok(None),
+    }
+}
+
+/// The ABIs the filter covers: the native one (always, as libseccomp's
+/// native filter) and every listed one this kernel can run; names of
+/// other architectures are accepted and ignored (no such calls happen).
+fn selected_abis(seccomp: &LinuxSeccomp) -> Vec<Abi> {
+    let listed: Vec<String> = seccomp
+        .architectures()
+        .iter()
+        .flatten()
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    native::ABIS
+        .iter()
+        .enumerate()
+        .filter(|(i, abi)| *i == 0 || listed.iter().any(|l| l == abi.oci))
+        .map(|(_, abi)| *abi)
+        .collect()
+}
+
 /// Compile the OCI object. Errors are anyhow errors with a clear one-line message.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
     let Some(target) = native::TARGET else {
@@ -184,67 +257,114 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
     }
 
     let default = convert_action(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let abis = selected_abis(seccomp);
+    // One rule set per audit arch (x32 shares x86_64's, with its own numbers).
+    let mut arches: Vec<u32> = Vec::new();
+    for abi in &abis {
+        if !arches.contains(&abi.audit_arch) {
+            arches.push(abi.audit_arch);
+        }
+    }
+    let arch_index = |abi: &Abi| {
+        arches
+            .iter()
+            .position(|a| *a == abi.audit_arch)
+            .unwrap_or(0)
+    };
+    let empty_sets = vec![RuleSet::new(); arches.len()];
 
-    let mut base = RuleSet::new();
-    let mut per_action: Vec<(Action, RuleSet)> = Vec::new();
+    // The highest syscall number the profile names, per ABI (any action).
+    let mut highest: Vec<Option<u32>> = vec![None; abis.len()];
+    let mut base = empty_sets.clone();
+    let mut per_action: Vec<(Action, Vec<RuleSet>)> = Vec::new();
     for entry in seccomp.syscalls().iter().flatten() {
         let action = convert_action(entry.action(), entry.errno_ret())?;
-        let mut conditions = Vec::new();
-        let mut satisfiable = true;
-        for arg in entry.args().iter().flatten() {
-            match convert_arg(arg)? {
-                Some(c) => conditions.push(c),
-                None => satisfiable = false,
+        for (abi, high) in abis.iter().zip(highest.iter_mut()) {
+            for nr in entry.names().iter().filter_map(|n| (abi.lookup)(n)) {
+                *high = (*high).max(Some(nr));
             }
         }
-        if action == default || !satisfiable {
+        if action == default {
             continue;
         }
-        let rule = if conditions.is_empty() {
-            None
-        } else {
-            Some(SeccompRule::new(conditions).map_err(|e| anyhow!("invalid seccomp rule: {e}"))?)
-        };
-        for name in entry.names() {
-            let Ok(sysno) = syscalls::Sysno::from_str(name) else {
-                continue; // unknown to this architecture: skipped like libseccomp
-            };
-            let nr = i64::from(sysno.id());
-            if default != Action::Allow && action.rank() >= default.rank() {
-                add_rule(&mut base, nr, &rule);
+        let idx = match per_action.iter().position(|(a, _)| *a == action) {
+            Some(i) => i,
+            None => {
+                per_action.push((action, empty_sets.clone()));
+                per_action.len() - 1
             }
-            if action != Action::Allow {
-                let idx = match per_action.iter().position(|(a, _)| *a == action) {
-                    Some(i) => i,
-                    None => {
-                        per_action.push((action, RuleSet::new()));
-                        per_action.len() - 1
-                    }
+        };
+        for abi in &abis {
+            let Some(rules) = entry_rules(entry.args().as_ref(), abi.word32)? else {
+                continue; // can never match
+            };
+            let g = arch_index(abi);
+            for name in entry.names() {
+                let Some(nr) = (abi.lookup)(name) else {
+                    continue; // unknown to this ABI: skipped like libseccomp
                 };
-                add_rule(&mut per_action[idx].1, nr, &rule);
+                let nr = i64::from(nr | abi.nr_bit);
+                for rule in &rules {
+                    if default != Action::Allow && action.rank() >= default.rank() {
+                        add_rule(&mut base[g], nr, rule);
+                    }
+                    if action != Action::Allow {
+                        add_rule(&mut per_action[idx].1[g], nr, rule);
+                    }
+                }
             }
         }
     }
 
-    // Chain order: guard, rule actions from the most to the least
-    // restrictive (stable: ties keep profile order), base filter last.
+    // Chain order, per audit arch (parts of other arches let its calls
+    // pass): rule actions from the most to the least restrictive (stable:
+    // ties keep profile order), then its base filter.  Each arch's parts
+    // are kept in one program when they fit, so that its verdicts never
+    // depend on the kernel's rule between programs.  The guard and the
+    // ENOSYS stub head every program.
     per_action.sort_by_key(|(action, _)| action.rank());
-    let mut parts = vec![guard_program()];
-    for (action, set) in &per_action {
-        emit(
-            set,
-            *action,
-            Action::Allow,
-            Action::Allow,
-            target,
-            &mut parts,
-        )?;
+    let mut groups = Vec::new();
+    for (g, arch) in arches.iter().enumerate() {
+        let mut parts = Vec::new();
+        for (action, sets) in &per_action {
+            if !sets[g].is_empty() {
+                emit(
+                    &sets[g],
+                    *action,
+                    Action::Allow,
+                    Action::Allow,
+                    *arch,
+                    target,
+                    &mut parts,
+                )?;
+            }
+        }
+        if default != Action::Allow {
+            emit(
+                &base[g],
+                Action::Allow,
+                default,
+                default,
+                *arch,
+                target,
+                &mut parts,
+            )?;
+        }
+        groups.push(parts);
     }
-    if default != Action::Allow {
-        emit(&base, Action::Allow, default, default, target, &mut parts)?;
+    let mut prelude = vec![guard_program(&abis)?];
+    // runc's rule: a syscall above the highest one the profile names is
+    // newer than the profile and gets ENOSYS (so that libc falls back, e.g.
+    // clone3 → clone), unless the default is permissive anyway or already
+    // ENOSYS.
+    let permissive = matches!(default, Action::Allow | Action::Log | Action::Trace(_));
+    if !permissive && seccomp.default_errno_ret() != Some(libc::ENOSYS as u32) {
+        if let Some(stub) = enosys_stub(&abis, &highest)? {
+            prelude.push(stub);
+        }
     }
     Ok(CompiledSeccomp {
-        programs: order_for_install(link(parts), flags)?,
+        programs: order_for_install(link(prelude, groups), flags)?,
         flags,
     })
 }

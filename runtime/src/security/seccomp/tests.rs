@@ -372,7 +372,9 @@ fn stacking_semantics() {
     })))
     .unwrap();
     assert_eq!(evaluate(&c, "getpid", [0; 6]), LOG);
-    assert_eq!(evaluate(&c, "getppid", [0; 6]), KILL_THREAD);
+    assert_eq!(evaluate(&c, "read", [0; 6]), KILL_THREAD);
+    // Above the highest syscall the profile names: ENOSYS (runc's stub).
+    assert_eq!(evaluate(&c, "getppid", [0; 6]), errno(38));
 
     // default ERRNO(38) with an ERRNO(1) rule conditioned on an argument.
     let c = compile(&profile(serde_json::json!({
@@ -394,12 +396,17 @@ fn stacking_semantics() {
 fn foreign_abis_are_killed() {
     let c = compile(&profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        "architectures": ["SCMP_ARCH_X86_64"]
     })))
     .unwrap();
     assert_eq!(evaluate(&c, "getpid", [0; 6]), ALLOW);
-    // AUDIT_ARCH_I386
+    // AUDIT_ARCH_I386, not listed
     assert_eq!(evaluate_arch(&c, 3 | 0x4000_0000, 20, [0; 6]), KILL_PROCESS);
+    // AUDIT_ARCH_ARM: not an ABI of this kernel
+    assert_eq!(
+        evaluate_arch(&c, 40 | 0x4000_0000, 20, [0; 6]),
+        KILL_PROCESS
+    );
     if let Some(bit) = native::X32_SYSCALL_BIT {
         assert_eq!(
             evaluate_arch(&c, native::AUDIT_ARCH, bit | 39, [0; 6]),
@@ -878,8 +885,8 @@ fn big_profile() -> LinuxSeccomp {
 #[test]
 fn big_profile_compiles() {
     let c = compile(&big_profile()).unwrap();
-    // A profile of this size is chained into a single program.
-    assert_eq!(c.programs.len(), 1, "{c:?}");
+    // One program per arch group at most (x86_64 with x32, then i386).
+    assert!(c.programs.len() <= 2, "{c:?}");
     assert_eq!(evaluate(&c, "read", [0; 6]), ALLOW);
     assert_eq!(evaluate(&c, "clone3", [0; 6]), errno(38));
     assert_eq!(evaluate(&c, "vmsplice", [0; 6]), errno(1));
@@ -931,10 +938,10 @@ fn oversized_profile_is_split() {
     assert_eq!(evaluate(&c, "getpgid", [1000, 0, 0, 0, 0, 0]), errno(22));
     assert_eq!(evaluate(&c, "getpgid", [1002, 0, 0, 0, 0, 0]), ALLOW);
     assert_eq!(evaluate(&c, "getpgid", [3, 0, 0, 0, 0, 0]), errno(1));
-    // A number outside the table still gets the default action.
+    // A number above every one the profile names: ENOSYS (runc's stub).
     assert_eq!(
         evaluate_arch(&c, native::AUDIT_ARCH, 1000, [1000; 6]),
-        errno(1)
+        errno(38)
     );
 }
 
@@ -1017,8 +1024,10 @@ fn enforce_default_errno_with_allow_rules() {
         if sys(libc::SYS_getcwd, buf_ptr(), 256) != Err(libc::EPERM) {
             return 1;
         }
+        // mkdirat is numbered above every syscall the profile names: newer
+        // than the profile, so ENOSYS rather than the default EPERM.
         let path = c"/tmp/ozz-seccomp-test".as_ptr() as i64;
-        if sys3(libc::SYS_mkdirat, libc::AT_FDCWD.into(), path, 0o700) != Err(libc::EPERM) {
+        if sys3(libc::SYS_mkdirat, libc::AT_FDCWD.into(), path, 0o700) != Err(libc::ENOSYS) {
             return 2;
         }
         if sys(libc::SYS_getpid, 0, 0).is_err() {
@@ -1075,7 +1084,7 @@ fn enforce_default_allow_with_errno_and_kill_rules() {
 fn enforce_x32_abi_killed() {
     let c = compile(&profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
     })))
     .unwrap();
     let code = run_in_child(&c, || {
@@ -1159,4 +1168,119 @@ fn install_order_puts_seccomp_denying_program_last() {
     assert!(err.to_string().contains("denies seccomp(2)"), "{err}");
     // A single program is always fine.
     assert_eq!(order_for_install(vec![deny], 0).unwrap().len(), 1);
+}
+
+// ---- runc's semantics: same-argument OR, ENOSYS stub, every listed ABI ----
+
+#[test]
+fn conditions_on_the_same_argument_are_ored_like_runc() {
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                      {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]},
+            // Once one index repeats, runc splits *every* condition.
+            {"names": ["kill"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                      {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
+            // Distinct indexes stay ANDed.
+            {"names": ["dup2"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]}
+        ]
+    })))
+    .unwrap();
+    assert_eq!(evaluate(&c, "socket", [1, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(evaluate(&c, "socket", [2, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(evaluate(&c, "socket", [3, 0, 0, 0, 0, 0]), errno(1));
+    assert_eq!(evaluate(&c, "kill", [3, 9, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(evaluate(&c, "kill", [2, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(evaluate(&c, "kill", [3, 0, 0, 0, 0, 0]), errno(1));
+    assert_eq!(evaluate(&c, "dup2", [1, 2, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(evaluate(&c, "dup2", [1, 3, 0, 0, 0, 0]), errno(1));
+}
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    let names = serde_json::json!(["read", "write", "getpid"]);
+    // Default ERRNO(EPERM) and KILL: numbers above getpid (39) get ENOSYS.
+    for (default, want) in [("SCMP_ACT_ERRNO", errno(1)), ("SCMP_ACT_KILL", KILL_THREAD)] {
+        let c = compile(&profile(serde_json::json!({"defaultAction": default,
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]})))
+        .unwrap();
+        assert_eq!(evaluate(&c, "getpid", [0; 6]), ALLOW, "{default}");
+        assert_eq!(evaluate(&c, "open", [0; 6]), want, "{default}");
+        assert_eq!(evaluate(&c, "clone3", [0; 6]), errno(38), "{default}");
+    }
+    // Permissive defaults (and an ENOSYS default) get no stub.
+    for json in [
+        serde_json::json!({"defaultAction": "SCMP_ACT_LOG",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO"}]}),
+        serde_json::json!({"defaultAction": "SCMP_ACT_TRACE",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO"}]}),
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO"}]}),
+    ] {
+        let c = compile(&profile(json.clone())).unwrap();
+        let got = evaluate(&c, "clone3", [0; 6]);
+        assert_ne!(got, errno(38), "{json}");
+    }
+    // The highest name counts whatever its action.
+    let c = compile(&profile(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["clone3"], "action": "SCMP_ACT_ERRNO"}]}),
+    ))
+    .unwrap();
+    assert_eq!(evaluate(&c, "clone3", [0; 6]), errno(1));
+    assert_eq!(evaluate(&c, "openat2", [0; 6]), errno(38));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_listed_abi_gets_the_rules() {
+    const I386: u32 = 3 | 0x4000_0000;
+    const X32: u32 = 0x4000_0000;
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["getpid", "execve", "exit_group", "waitpid", "vmsplice"],
+             "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0xffff_ffffu64, "op": "SCMP_CMP_EQ"}]}
+        ]
+    })))
+    .unwrap();
+    let x86_64 = native::AUDIT_ARCH;
+    // x86_64: getpid 39, mkdir 83, personality 135, setuid 105.
+    assert_eq!(evaluate_arch(&c, x86_64, 39, [0; 6]), ALLOW);
+    assert_eq!(evaluate_arch(&c, x86_64, 83, [0; 6]), errno(13));
+    assert_eq!(evaluate_arch(&c, x86_64, 105, [0; 6]), errno(1));
+    // i386: getpid 20, mkdir 39, waitpid 7, personality 136 (32-bit args).
+    assert_eq!(evaluate_arch(&c, I386, 20, [0; 6]), ALLOW);
+    assert_eq!(evaluate_arch(&c, I386, 39, [0; 6]), errno(13));
+    assert_eq!(evaluate_arch(&c, I386, 7, [0; 6]), ALLOW);
+    assert_eq!(
+        evaluate_arch(&c, I386, 136, [0xffff_ffff, 0, 0, 0, 0, 0]),
+        ALLOW
+    );
+    assert_eq!(evaluate_arch(&c, I386, 136, [8, 0, 0, 0, 0, 0]), errno(1));
+    // x32: x86_64 numbers with bit 30, its own execve (520), vmsplice (532).
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 39, [0; 6]), ALLOW);
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 83, [0; 6]), errno(13));
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 520, [0; 6]), ALLOW);
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 532, [0; 6]), ALLOW);
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 59, [0; 6]), errno(1));
+    // ENOSYS above the highest number per ABI (x86_64: vmsplice 278,
+    // i386: vmsplice 316, x32: 532).
+    assert_eq!(evaluate_arch(&c, x86_64, 279, [0; 6]), errno(38));
+    assert_eq!(evaluate_arch(&c, I386, 317, [0; 6]), errno(38));
+    assert_eq!(evaluate_arch(&c, I386, 300, [0; 6]), errno(1));
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 533, [0; 6]), errno(38));
+    assert_eq!(evaluate_arch(&c, x86_64, X32 | 300, [0; 6]), errno(1));
 }
