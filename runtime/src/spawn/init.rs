@@ -55,6 +55,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
+    // The seccomp agent's socket is a host path: connect before joining
+    // namespaces or pivoting (see security/seccomp/notify.rs).
+    let listener = connect_seccomp_listener(config, &state_json)?;
+
     match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { target_pid } => join_container(target_pid)?,
@@ -137,12 +141,53 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
     // The filter is the last thing before execve: from here on, no system
     // call but execve (the profile may deny anything else), hence no
-    // allocation either; install() allocates only on failure.
+    // allocation either; install() allocates only on failure. With
+    // SCMP_ACT_NOTIFY, one sendmsg hands the notify fd to the agent.
     if let Some(filter) = &filter {
-        filter.install().context("load seccomp filter")?;
+        let notify_fd = filter.install().context("load seccomp filter")?;
+        if let (Some(fd), Some(listener)) = (notify_fd, &listener) {
+            listener
+                .send(fd)
+                .context("send the seccomp notify fd to the listener")?;
+        }
     }
     let errno = exec_args.exec();
     Err(exec_args.error(errno))
+}
+
+/// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
+/// the message it gets once the filter is loaded.
+fn connect_seccomp_listener(
+    config: &ChildConfig,
+    state_json: &str,
+) -> Result<Option<seccomp::ListenerMessage>> {
+    let Some(profile) = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    else {
+        return Ok(None);
+    };
+    let Some(path) = profile.listener_path() else {
+        return Ok(None);
+    };
+    if !seccomp::uses_notify(profile) {
+        return Ok(None); // the spec: ignored without a notify rule
+    }
+    let socket = seccomp::connect_listener(path)?;
+    // Our pid as the runtime sees it: /proc is still the runtime's here.
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+        .context("read our pid from /proc/self")?;
+    seccomp::ListenerMessage::new(
+        socket,
+        state_json,
+        pid,
+        profile.listener_metadata().as_deref(),
+    )
+    .map(Some)
 }
 
 fn empty_capabilities(

@@ -376,10 +376,19 @@ pub(super) fn compile_one(
         .last_mut()
         .ok_or_else(|| anyhow!("seccompiler produced an empty program"))?;
     let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
-    if last.code != ret_k || last.k != on_mismatch.ret() {
+    if last.code != ret_k || last.k != u32::from(on_mismatch.to_seccompiler()) {
         bail!("unexpected seccompiler program layout");
     }
-    last.k = outside.ret();
+    last.k = u32::from(outside.to_seccompiler());
+    // USER_NOTIF went through seccompiler as TRAP (see Action::to_seccompiler).
+    if [on_match, on_mismatch, outside].contains(&Action::Notify) {
+        let trap = u32::from(Action::Trap.to_seccompiler());
+        for insn in program.iter_mut().skip(3) {
+            if insn.code == ret_k && insn.k == trap {
+                insn.k = Action::Notify.ret();
+            }
+        }
+    }
     Ok(Some(
         program
             .into_iter()

@@ -2,7 +2,9 @@
 
 use anyhow::{anyhow, Result};
 
-use super::CompiledSeccomp;
+use std::os::fd::RawFd;
+
+use super::{CompiledSeccomp, SECCOMP_FILTER_FLAG_NEW_LISTENER};
 
 /// Why installing a program failed; plain data so that the failure path of
 /// [`CompiledSeccomp::try_install`] does not allocate either.
@@ -24,7 +26,11 @@ impl CompiledSeccomp {
     /// Neither allocates nor spawns threads before the programs are loaded,
     /// so it is safe in a child forked from a multi-threaded process; only
     /// building the error message on failure allocates.
-    pub fn install(&self) -> Result<()> {
+    ///
+    /// Returns the notify fd when the profile uses SCMP_ACT_NOTIFY (the
+    /// program that holds those rules is loaded with
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER).
+    pub fn install(&self) -> Result<Option<RawFd>> {
         self.try_install().map_err(|e| {
             if e.tsync_tid != 0 {
                 anyhow!(
@@ -48,8 +54,15 @@ impl CompiledSeccomp {
     }
 
     /// Non-allocating core of [`install`](Self::install).
-    pub(super) fn try_install(&self) -> std::result::Result<(), InstallError> {
+    pub(super) fn try_install(&self) -> std::result::Result<Option<RawFd>, InstallError> {
+        let mut listener = None;
         for (i, program) in self.programs.iter().enumerate() {
+            let new_listener = self.listener_program == Some(i);
+            let flags = if new_listener {
+                self.flags | SECCOMP_FILTER_FLAG_NEW_LISTENER
+            } else {
+                self.flags
+            };
             let fprog = libc::sock_fprog {
                 // Programs are at most BPF_MAXINSNS long (checked in compile).
                 len: program.len() as libc::c_ushort,
@@ -62,10 +75,14 @@ impl CompiledSeccomp {
                 libc::syscall(
                     libc::SYS_seccomp,
                     libc::SECCOMP_SET_MODE_FILTER,
-                    self.flags,
+                    flags,
                     &fprog as *const libc::sock_fprog,
                 )
             };
+            if new_listener && rc >= 0 {
+                listener = Some(rc as RawFd);
+                continue;
+            }
             if rc != 0 {
                 let errno = if rc < 0 {
                     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -79,6 +96,6 @@ impl CompiledSeccomp {
                 });
             }
         }
-        Ok(())
+        Ok(listener)
     }
 }

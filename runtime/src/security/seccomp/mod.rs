@@ -7,16 +7,22 @@
 
 mod chain;
 mod install;
+mod notify;
 mod profile;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 
+pub use notify::{connect as connect_listener, uses_notify, ListenerMessage};
 pub use profile::compile;
 
 /// Kernel limit on instructions per classic-BPF program (BPF_MAXINSNS).
 const BPF_MAXINSNS: usize = 4096;
+/// SECCOMP_RET_USER_NOTIF (not in every libc crate version).
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 /// Default errno for ERRNO/TRACE actions that do not specify one.
 const DEFAULT_ERRNO: u16 = libc::EPERM as u16;
 
@@ -193,6 +199,9 @@ mod native {
 pub struct CompiledSeccomp {
     programs: Vec<Vec<libc::sock_filter>>,
     flags: libc::c_ulong,
+    /// The program that holds SCMP_ACT_NOTIFY rules: loaded with
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER, it yields the notify fd.
+    listener_program: Option<usize>,
 }
 
 impl fmt::Debug for CompiledSeccomp {
@@ -213,6 +222,7 @@ pub fn supported_actions() -> &'static [&'static str] {
         "SCMP_ACT_KILL_PROCESS",
         "SCMP_ACT_TRAP",
         "SCMP_ACT_ERRNO",
+        "SCMP_ACT_NOTIFY",
         "SCMP_ACT_TRACE",
         "SCMP_ACT_ALLOW",
         "SCMP_ACT_LOG",
@@ -237,6 +247,16 @@ pub fn supported_operators() -> &'static [&'static str] {
 /// rules are built for them (the kernel cannot run their calls here).
 pub fn supported_archs() -> Vec<&'static str> {
     native::ABIS.iter().map(|a| a.oci).collect()
+}
+
+/// Filter flags the runtime-spec defines, spelled as OCI does.
+pub fn known_flags() -> &'static [&'static str] {
+    &[
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    ]
 }
 
 /// Filter flags this module supports, spelled as OCI does.

@@ -9,7 +9,7 @@ use oci_spec::runtime::{
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
 use super::chain::{emit, enosys_stub, guard_program, link, order_for_install};
-use super::{native, Abi, CompiledSeccomp, DEFAULT_ERRNO};
+use super::{native, Abi, CompiledSeccomp, DEFAULT_ERRNO, SECCOMP_RET_USER_NOTIF};
 
 /// A resolved seccomp action with its data.  Variants are declared from the
 /// most to the least restrictive; see [`Action::rank`].
@@ -19,6 +19,8 @@ pub(super) enum Action {
     KillThread,
     Trap,
     Errno(u16),
+    /// SECCOMP_RET_USER_NOTIF: the listener decides.
+    Notify,
     Trace(u16),
     Log,
     Allow,
@@ -33,7 +35,7 @@ impl Action {
             Action::KillThread => 1,
             Action::Trap => 2,
             Action::Errno(_) => 3,
-            // 4 is USER_NOTIF
+            Action::Notify => 4,
             Action::Trace(_) => 5,
             Action::Log => 6,
             Action::Allow => 7,
@@ -46,6 +48,9 @@ impl Action {
             Action::KillThread => SeccompAction::KillThread,
             Action::Trap => SeccompAction::Trap,
             Action::Errno(e) => SeccompAction::Errno(u32::from(e)),
+            // seccompiler has no USER_NOTIF: TRAP stands in for it, and
+            // chain::compile_one rewrites it (a part never holds both).
+            Action::Notify => SeccompAction::Trap,
             Action::Trace(t) => SeccompAction::Trace(u32::from(t)),
             Action::Log => SeccompAction::Log,
             Action::Allow => SeccompAction::Allow,
@@ -54,7 +59,10 @@ impl Action {
 
     /// The `SECCOMP_RET_*` value a filter returns for this action.
     pub(super) fn ret(self) -> u32 {
-        u32::from(self.to_seccompiler())
+        match self {
+            Action::Notify => SECCOMP_RET_USER_NOTIF,
+            _ => u32::from(self.to_seccompiler()),
+        }
     }
 }
 
@@ -96,9 +104,7 @@ pub(super) fn convert_action(action: LinuxSeccompAction, errno: Option<u32>) -> 
         LinuxSeccompAction::ScmpActTrace => Action::Trace(data()?),
         LinuxSeccompAction::ScmpActLog => Action::Log,
         LinuxSeccompAction::ScmpActAllow => Action::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            bail!("seccomp action SCMP_ACT_NOTIFY is not supported")
-        }
+        LinuxSeccompAction::ScmpActNotify => Action::Notify,
     })
 }
 
@@ -257,6 +263,18 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
     }
 
     let default = convert_action(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let notify = default == Action::Notify
+        || seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|e| e.action() == LinuxSeccompAction::ScmpActNotify);
+    if notify && seccomp.listener_path().is_none() {
+        bail!("seccomp action SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+    }
+    if seccomp.listener_metadata().is_some() && seccomp.listener_path().is_none() {
+        bail!("linux.seccomp.listenerMetadata is set without listenerPath");
+    }
     let abis = selected_abis(seccomp);
     // One rule set per audit arch (x32 shares x86_64's, with its own numbers).
     let mut arches: Vec<u32> = Vec::new();
@@ -279,6 +297,12 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
     let mut per_action: Vec<(Action, Vec<RuleSet>)> = Vec::new();
     for entry in seccomp.syscalls().iter().flatten() {
         let action = convert_action(entry.action(), entry.errno_ret())?;
+        if action == Action::Notify && entry.names().iter().any(|n| n == "sendmsg") {
+            // The notify fd is sent to the listener with sendmsg after the
+            // filter is loaded: notifying it would wait for a listener that
+            // never gets the fd.
+            bail!("seccomp action SCMP_ACT_NOTIFY cannot be used for sendmsg");
+        }
         for (abi, high) in abis.iter().zip(highest.iter_mut()) {
             for nr in entry.names().iter().filter_map(|n| (abi.lookup)(n)) {
                 *high = (*high).max(Some(nr));
@@ -363,8 +387,24 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
             prelude.push(stub);
         }
     }
+    let programs = order_for_install(link(prelude, groups), flags)?;
+    let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
+    let notifying: Vec<usize> = programs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.iter()
+                .any(|i| i.code == ret_k && i.k == SECCOMP_RET_USER_NOTIF)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // The kernel allows one listener per filter tree.
+    if notifying.len() > 1 {
+        bail!("seccomp SCMP_ACT_NOTIFY rules do not fit in one BPF program");
+    }
     Ok(CompiledSeccomp {
-        programs: order_for_install(link(prelude, groups), flags)?,
+        programs,
         flags,
+        listener_program: notifying.first().copied(),
     })
 }

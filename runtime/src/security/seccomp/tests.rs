@@ -75,10 +75,9 @@ fn action_conversion_table() {
         );
     }
     assert!(convert_action(A::ScmpActErrno, Some(70000)).is_err());
-    let err = convert_action(A::ScmpActNotify, None).unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "seccomp action SCMP_ACT_NOTIFY is not supported"
+        convert_action(A::ScmpActNotify, None).unwrap(),
+        Action::Notify
     );
     // Precedence order used by the stacking design matches the kernel's.
     let order = [
@@ -86,6 +85,7 @@ fn action_conversion_table() {
         Action::KillThread,
         Action::Trap,
         Action::Errno(1),
+        Action::Notify,
         Action::Trace(1),
         Action::Log,
         Action::Allow,
@@ -97,19 +97,49 @@ fn action_conversion_table() {
 }
 
 #[test]
-fn notify_rejected() {
-    for json in [
-        serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"}),
-        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}),
+fn notify_rules_return_user_notif_from_one_listener_program() {
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+                     {"names": ["getppid"], "action": "SCMP_ACT_TRAP"}]
+    })))
+    .unwrap();
+    assert_eq!(evaluate(&c, "mkdir", [0; 6]), SECCOMP_RET_USER_NOTIF);
+    assert_eq!(evaluate(&c, "getppid", [0; 6]), libc::SECCOMP_RET_TRAP);
+    assert_eq!(evaluate(&c, "getpid", [0; 6]), ALLOW);
+    assert_eq!(c.listener_program, Some(0));
+    // A notify default: everything not allowed goes to the agent.
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]
+    })))
+    .unwrap();
+    assert_eq!(evaluate(&c, "getpid", [0; 6]), ALLOW);
+    assert_eq!(evaluate(&c, "read", [0; 6]), SECCOMP_RET_USER_NOTIF);
+    // Without notify rules there is no listener.
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"
+    })))
+    .unwrap();
+    assert_eq!(c.listener_program, None);
+    for (json, want) in [
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"}),
+            "seccomp action SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
+        ),
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+                "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "seccomp action SCMP_ACT_NOTIFY cannot be used for sendmsg",
+        ),
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}),
+            "linux.seccomp.listenerMetadata is set without listenerPath",
+        ),
     ] {
-        let err = compile(&profile(json)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "seccomp action SCMP_ACT_NOTIFY is not supported"
-        );
+        assert_eq!(compile(&profile(json)).unwrap_err().to_string(), want);
     }
-    assert!(!supported_actions().contains(&"SCMP_ACT_NOTIFY"));
+    assert!(supported_actions().contains(&"SCMP_ACT_NOTIFY"));
 }
 
 #[test]
