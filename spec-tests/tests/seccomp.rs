@@ -759,15 +759,20 @@ struct Agent {
     syscalls: Vec<i64>,
 }
 
-/// A seccomp agent: accepts one connection on `path`, receives the state
-/// and the notify fd (SCM_RIGHTS), then answers two notifications: the
-/// first "succeeds" without doing anything, the second fails with EROFS.
-fn seccomp_agent(path: &std::path::Path) -> std::sync::mpsc::Receiver<Agent> {
+/// A seccomp agent: accepts connections on `path`, one state and notify fd
+/// (SCM_RIGHTS) each; the first `skip` are kept unanswered, the next one
+/// gets two answers: the first notification "succeeds" without doing
+/// anything, the second fails with EROFS.
+fn seccomp_agent(path: &std::path::Path, skip: usize) -> std::sync::mpsc::Receiver<Agent> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::AsRawFd;
     let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for _ in 0..skip {
+            kept.push(listener.accept().unwrap().0);
+        }
         let (conn, _) = listener.accept().unwrap();
         let mut buf = vec![0u8; 65536];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -830,7 +835,7 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         "mkdir /tmp/a && echo made-a; [ -d /tmp/a ] || echo no-a; mkdir /tmp/b || echo failed-b",
     );
     let socket = b.dir.join("agent.sock");
-    let agent = seccomp_agent(&socket);
+    let agent = seccomp_agent(&socket, 0);
     b.config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": socket.to_str().unwrap(),
@@ -866,4 +871,40 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         "{:?}",
         got.syscalls
     );
+}
+
+/// `exec` under a notify profile connects on its own and hands over its
+/// own notify fd, with its own pid. runc 1.1.5: passes.
+#[test]
+fn notify_for_exec_hands_its_own_fd_to_the_listener() {
+    let mut b = sh_bundle("sc-notify-exec", "");
+    b.config["process"]["args"] = json!(["sleep", "100"]);
+    let socket = b.dir.join("agent.sock");
+    // The init's connection comes first and is kept unanswered.
+    let agent = seccomp_agent(&socket, 1);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket.to_str().unwrap(),
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.create_and_start();
+    let init_pid = b.state()["pid"].clone();
+    let out = ozz(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "mkdir /tmp/a && echo made-a; [ -d /tmp/a ] || echo no-a; mkdir /tmp/b || echo failed-b",
+    ]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}{err}");
+    assert_eq!(text, "made-a\nno-a\nfailed-b\n", "{err}");
+    let got = agent
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the agent got no second connection");
+    let m = &got.message;
+    assert_eq!(m["state"]["id"], json!(b.id), "{m}");
+    assert_eq!(m["state"]["pid"], init_pid, "{m}");
+    assert_ne!(m["pid"], init_pid, "the exec's own pid: {m}");
+    assert!(m.get("metadata").is_none(), "{m}");
 }
