@@ -41,6 +41,13 @@ struct Abi {
     word32: bool,
     /// The ABI's number for a syscall name; `None` when it has no such call.
     lookup: fn(&str) -> Option<u32>,
+    /// Whether this kernel runs the ABI's calls at all: rules for an ABI it
+    /// refuses (ENOSYS) would only lengthen the filter.
+    runs: fn() -> bool,
+}
+
+fn always() -> bool {
+    true
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -62,6 +69,7 @@ mod native {
             nr_bit: 0,
             word32: false,
             lookup: x86_64_nr,
+            runs: super::always,
         },
         Abi {
             oci: "SCMP_ARCH_X86",
@@ -70,6 +78,8 @@ mod native {
             nr_bit: 0,
             word32: true,
             lookup: i386_nr,
+            // Probing int 0x80 could fault; the rules are built.
+            runs: super::always,
         },
         Abi {
             oci: "SCMP_ARCH_X32",
@@ -77,8 +87,31 @@ mod native {
             nr_bit: 0x4000_0000,
             word32: false,
             lookup: x32_nr,
+            runs: x32_runs,
         },
     ];
+
+    /// Most kernels are built without CONFIG_X86_X32_ABI: an x32 getpid
+    /// then fails with ENOSYS.  Under a seccomp filter already (a nested
+    /// runtime) the probe itself could be killed: assume x32 runs.
+    fn x32_runs() -> bool {
+        static RUNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *RUNS.get_or_init(|| {
+            let filtered = std::fs::read_to_string("/proc/self/status")
+                .map(|s| {
+                    !s.lines()
+                        .any(|l| l.split_whitespace().eq(["Seccomp:", "0"]))
+                })
+                .unwrap_or(true);
+            if filtered {
+                return true;
+            }
+            // SAFETY: getpid through the x32 ABI takes no arguments; it
+            // either returns our pid or fails with ENOSYS.
+            let rc = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
+            !(rc == -1 && nix::errno::Errno::last() == nix::errno::Errno::ENOSYS)
+        })
+    }
 
     fn x86_64_nr(name: &str) -> Option<u32> {
         syscalls::x86_64::Sysno::from_str(name)
@@ -156,6 +189,7 @@ mod native {
         nr_bit: 0,
         word32: false,
         lookup: native_nr,
+        runs: super::always,
     }];
 
     fn native_nr(name: &str) -> Option<u32> {
@@ -177,6 +211,7 @@ mod native {
         nr_bit: 0,
         word32: false,
         lookup: native_nr,
+        runs: super::always,
     }];
 
     fn native_nr(name: &str) -> Option<u32> {

@@ -275,7 +275,10 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
     if seccomp.listener_metadata().is_some() && seccomp.listener_path().is_none() {
         bail!("linux.seccomp.listenerMetadata is set without listenerPath");
     }
-    let abis = selected_abis(seccomp);
+    let listed = selected_abis(seccomp);
+    // Rules only for the ABIs this kernel runs; the guard still lets the
+    // calls of the others through (the kernel answers them ENOSYS).
+    let abis: Vec<Abi> = listed.iter().copied().filter(|a| (a.runs)()).collect();
     // One rule set per audit arch (x32 shares x86_64's, with its own numbers).
     let mut arches: Vec<u32> = Vec::new();
     for abi in &abis {
@@ -376,7 +379,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledSeccomp> {
         }
         groups.push(parts);
     }
-    let mut prelude = vec![guard_program(&abis)?];
+    let mut prelude = vec![guard_program(&listed)?];
     // runc's rule: a syscall above the highest one the profile names is
     // newer than the profile and gets ENOSYS (so that libc falls back, e.g.
     // clone3 → clone), unless the default is permissive anyway or already
