@@ -180,6 +180,12 @@ fn connect_seccomp_listener(
     if !seccomp::uses_notify(profile) {
         return Ok(None); // the spec: ignored without a notify rule
     }
+    if config.kind != ChildKind::Init {
+        // why: an exec process is born inside the container (root, mount
+        // and pid namespaces), where neither the host's listenerPath nor
+        // its runtime-side pid can be found.
+        bail!("seccomp: SCMP_ACT_NOTIFY is not supported for exec yet");
+    }
     let socket = seccomp::connect_listener(path)?;
     // Our pid as the runtime sees it: /proc is still the runtime's here.
     let pid = std::fs::read_link("/proc/self")
