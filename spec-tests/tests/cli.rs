@@ -762,3 +762,62 @@ fn large_annotations_are_accepted() {
     let out = b.run();
     assert!(out.status.success(), "run: {}", stderr(&out));
 }
+
+/// The namespace types of the config.json that `BIN spec` writes.
+fn spec_namespaces(bin: &Path) -> Vec<String> {
+    let dir = scratch_dir("spec-ns");
+    let out = Command::new(bin)
+        .args(["spec", "--bundle", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} spec: {}",
+        bin.display(),
+        stderr(&out)
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut types: Vec<String> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap().to_string())
+        .collect();
+    types.sort();
+    types
+}
+
+/// runc's `spec` lists a cgroup namespace only on a pure cgroup v2 host:
+/// on v1 and hybrid hosts the container sees its cgroups at host paths.
+#[test]
+fn spec_has_a_cgroup_namespace_only_on_cgroup_v2_like_runc() {
+    let ours = spec_namespaces(&ozz_bin());
+    assert_eq!(
+        ours.iter().any(|t| t == "cgroup"),
+        is_cgroup_v2(),
+        "cgroup v2 host: {}; namespaces {ours:?}",
+        is_cgroup_v2()
+    );
+    if Path::new(RUNC).exists() {
+        assert_eq!(ours, spec_namespaces(Path::new(RUNC)), "ozz vs runc spec");
+    } else {
+        println!("SKIP the comparison: {RUNC} is not installed");
+    }
+}
+
+/// runc prints each event as `{"type":…,"id":…,"data":…}` in that order
+/// (types/events.go); a client reading the stream as text sees the same.
+#[test]
+fn events_print_type_id_data_in_runcs_order() {
+    let b = bundle("ev-order", &["sleep", "100"]);
+    b.create_and_start();
+    let out = b.cmd("events", &["--stats"]);
+    assert!(out.status.success(), "events --stats: {}", stderr(&out));
+    let line = stdout(&out);
+    let prefix = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{", b.id);
+    assert!(line.starts_with(&prefix), "{line}");
+    let event: Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert!(event["data"].is_object(), "{line}");
+}
