@@ -39,14 +39,19 @@ fn main() {
             std::process::exit(1);
         }
     };
-    log::init(
-        cli.global.log.clone(),
-        cli.global.log_format,
-        cli.global.debug,
-    );
     if cli.global.version {
         print_version();
         return;
+    }
+    // A log that cannot be written is an error before anything is done, as
+    // in runc: the caller would otherwise lose the reason of a failure.
+    if let Err(err) = log::init(
+        cli.global.log.clone(),
+        cli.global.log_format,
+        cli.global.debug,
+    ) {
+        eprintln!("{err:#}");
+        std::process::exit(1);
     }
     let Some(command) = cli.command else {
         use clap::CommandFactory;

@@ -821,3 +821,40 @@ fn events_print_type_id_data_in_runcs_order() {
     let event: Value = serde_json::from_str(line.trim()).expect("one JSON line");
     assert!(event["data"].is_object(), "{line}");
 }
+
+/// A `--log` that cannot be written fails the command (exit 1, the path in
+/// the one line, nothing created), as runc's does, instead of losing every
+/// error the caller would read there.
+#[test]
+fn unusable_log_path_fails_with_exit_1() {
+    let dir = scratch_dir("badlog");
+    let missing_dir = dir.join("no-such-dir").join("log.json");
+    let paths = [
+        "invalid:/path".to_string(),
+        missing_dir.to_str().unwrap().to_string(),
+        dir.to_str().unwrap().to_string(),
+    ];
+    for log in &paths {
+        let flag = format!("--log={log}");
+        let out = ozz(&[&flag, "list"]);
+        let err = assert_one_line_error(&out, log);
+        assert!(err.contains(log.as_str()), "{log}: {err}");
+        if Path::new(RUNC).exists() {
+            let theirs = runc(&dir, &[&flag, "list"]);
+            assert_eq!(out.status.code(), theirs.status.code(), "{log} vs runc");
+        }
+        let b = bundle("badlog", &["true"]);
+        b.write();
+        let out = ozz_quiet(&[&flag, "create", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        assert_one_line_error(&out, log);
+        assert_nothing_left(&b.id);
+    }
+    assert!(!Path::new("invalid:").exists());
+    // A log in a directory that exists is created at once, even when
+    // nothing is logged (runc opens it at start too).
+    let fresh = dir.join("fresh.log");
+    let out = ozz(&["--log", fresh.to_str().unwrap(), "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fresh.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
