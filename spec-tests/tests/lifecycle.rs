@@ -396,3 +396,110 @@ fn kill_all_reaches_every_process_of_the_cgroup() {
         b.wait_status("stopped");
     }
 }
+
+/// The PIDs in the container's cgroup, as the kernel lists them.
+fn cgroup_procs(b: &Bundle) -> Vec<i64> {
+    std::fs::read_to_string(cg_file(b, "pids", "cgroup.procs", "cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits (bounded) until the cgroup holds `n` processes; returns them.
+fn wait_for_procs(b: &Bundle, n: usize) -> Vec<i64> {
+    let mut pids = Vec::new();
+    for _ in 0..300 {
+        pids = cgroup_procs(b);
+        if pids.len() == n {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("cgroup of {} holds {pids:?}, not {n} processes", b.id);
+}
+
+fn assert_all_gone(pids: &[i64], what: &str) {
+    for _ in 0..300 {
+        if pids.iter().all(|p| process_gone(*p)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let left: Vec<_> = pids.iter().filter(|p| !process_gone(**p)).collect();
+    panic!("{what}: {left:?} survived");
+}
+
+fn without_pid_namespace(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|ns| ns["type"] != "pid");
+}
+
+/// Without its own PID namespace the init's death does not take the other
+/// processes with it: `kill ID KILL` (no --all) must reach all of them, as
+/// runc kills the whole cgroup then.
+#[test]
+fn kill_without_a_pid_namespace_kills_every_process() {
+    let mut b = bundle(
+        "kill-nopidns",
+        &["sh", "-c", "sleep 100 & sleep 100 & wait"],
+    );
+    without_pid_namespace(&mut b);
+    b.create_and_start();
+    let pids = wait_for_procs(&b, 3);
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert!(out.status.success(), "kill KILL: {}", stderr(&out));
+    assert_all_gone(&pids, "kill KILL without a pid namespace");
+    b.wait_status("stopped");
+    // The init is gone: the phrase and exit code runc gives.
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "container not running");
+}
+
+/// Pods sharing one PID namespace: after a container's main process exits
+/// the shim calls `kill --all` for what it left behind; runc signals every
+/// process still in the cgroup and succeeds (ozz said "container not
+/// running" and left them).
+#[test]
+fn kill_all_after_the_init_exited_signals_what_is_left() {
+    for signal in ["KILL", "TERM"] {
+        let mut b = bundle(
+            "kill-all-orphans",
+            &["sh", "-c", "sleep 100 & sleep 100 & exit 0"],
+        );
+        without_pid_namespace(&mut b);
+        b.create_and_start();
+        b.wait_status("stopped");
+        let pids = wait_for_procs(&b, 2);
+        let out = ozz(&["kill", "--all", &b.id, signal]);
+        assert!(
+            out.status.success(),
+            "kill --all {signal} of a stopped container: {}",
+            stderr(&out)
+        );
+        assert_all_gone(&pids, &format!("kill --all {signal}"));
+        // Nothing left to signal is not an error either.
+        let out = ozz(&["kill", "--all", &b.id, signal]);
+        assert!(out.status.success(), "second kill --all: {}", stderr(&out));
+        let out = b.cmd("delete", &[]);
+        assert!(out.status.success(), "delete: {}", stderr(&out));
+    }
+}
+
+/// A frozen process only dies once thawed: `kill KILL` of a paused
+/// container thaws it, as runc does, and the container stops.
+#[test]
+fn kill_of_a_paused_container_thaws_it() {
+    let b = bundle("kill-paused", &["sleep", "100"]);
+    b.create_and_start();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let out = b.cmd("pause", &[]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
+    assert_all_gone(&[pid], "kill KILL of a paused container");
+    b.wait_status("stopped");
+}
