@@ -58,15 +58,22 @@ fn main() {
         let _ = Cli::command().print_help();
         std::process::exit(0);
     };
+    // runc's exec fails with 255 (its own exit code cannot be told from the
+    // process's 1), and says so: "exec failed: …".
+    let exec = matches!(command, Command::Exec(_));
     let result = dispatch(&cli.global, command);
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             // One line, outermost context first, like runc's "create: ...: reason".
-            let msg = format!("{err:#}");
+            let msg = if exec {
+                format!("exec failed: {err:#}")
+            } else {
+                format!("{err:#}")
+            };
             log::error(&msg);
             eprintln!("{msg}");
-            std::process::exit(1);
+            std::process::exit(if exec { 255 } else { 1 });
         }
     }
 }

@@ -503,3 +503,109 @@ fn kill_of_a_paused_container_thaws_it() {
     assert_all_gone(&[pid], "kill KILL of a paused container");
     b.wait_status("stopped");
 }
+
+/// `exec` refuses a paused container with runc's words; with
+/// `--ignore-paused` the process joins it, frozen, and runs once the
+/// container is resumed (exec must not hold the lock `resume` needs).
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    let b = bundle("exec-paused", &["sleep", "100"]);
+    b.create_and_start();
+    let out = b.cmd("pause", &[]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let out = ozz(&["exec", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "exec failed: cannot exec in a paused container (use --ignore-paused to override)"
+    );
+    let exec = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", "--ignore-paused", &b.id, "sh", "-c", "echo joined"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The new process is in the frozen cgroup before the container thaws:
+    // it was exec'd into the paused container, not after.
+    let freezer = cg_file(&b, "freezer", "cgroup.procs", "cgroup.procs");
+    let mut joined = false;
+    for _ in 0..500 {
+        let procs = std::fs::read_to_string(&freezer).unwrap_or_default();
+        if procs.lines().count() == 2 {
+            joined = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let resumed = b.cmd("resume", &[]);
+    let out = exec.wait_with_output().unwrap();
+    assert!(
+        joined,
+        "exec --ignore-paused never joined: {}",
+        stderr(&out)
+    );
+    assert!(resumed.status.success(), "resume: {}", stderr(&resumed));
+    assert!(
+        out.status.success(),
+        "exec --ignore-paused: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "joined\n");
+    assert_eq!(b.status(), "running");
+}
+
+/// runc's `exec --cap` adds the capability to the ambient set as well as
+/// to bounding, effective and permitted; the kernel keeps it ambient when
+/// it is inheritable too.
+#[test]
+fn exec_cap_also_raises_the_ambient_set() {
+    let mut b = bundle("exec-cap", &["sleep", "100"]);
+    let caps = &mut b.config["process"]["capabilities"];
+    caps["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!("CAP_NET_RAW"));
+    caps["inheritable"] = serde_json::json!(["CAP_NET_RAW"]);
+    caps["ambient"] = serde_json::json!([]);
+    b.create_and_start();
+    let out = ozz(&[
+        "exec",
+        "--cap",
+        "CAP_NET_RAW",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "exec --cap: {}", stderr(&out));
+    let status = stdout(&out);
+    let bit = 1u64 << cap_bit("CAP_NET_RAW");
+    for key in ["CapAmb", "CapPrm", "CapEff", "CapBnd"] {
+        let mask = u64::from_str_radix(&status_field(&status, key).unwrap(), 16).unwrap();
+        assert_ne!(mask & bit, 0, "{key} lacks CAP_NET_RAW: {status}");
+    }
+    // Without --cap the process has none of it but the inheritable bit.
+    let out = ozz(&["exec", &b.id, "cat", "/proc/self/status"]);
+    let status = stdout(&out);
+    let amb = u64::from_str_radix(&status_field(&status, "CapAmb").unwrap(), 16).unwrap();
+    assert_eq!(amb & bit, 0, "{status}");
+}
+
+/// A process.json may leave `user` out: uid and gid 0, as runc reads it.
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut b = bundle("exec-nouser", &["sleep", "100"]);
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.create_and_start();
+    let file = b.dir.join("process.json");
+    std::fs::write(&file, r#"{"args": ["/bin/id"], "cwd": "/"}"#).unwrap();
+    let out = ozz(&["exec", "--process", file.to_str().unwrap(), &b.id]);
+    assert!(out.status.success(), "exec -p: {}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("uid=0(root) gid=0(root)"),
+        "{}",
+        stdout(&out)
+    );
+}
