@@ -609,3 +609,184 @@ fn exec_process_json_without_user_runs_as_root() {
         stdout(&out)
     );
 }
+
+/// The cgroup path of each hierarchy of a host process, keyed by the
+/// controllers field of /proc/PID/cgroup ("" for cgroup v2).
+fn proc_cgroups(pid: i64) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+            Some((names.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// `exec -d --pid-file … --cgroup ARG`: the new process's host PID.
+fn exec_in_sub_cgroup(b: &Bundle, arg: &str) -> i64 {
+    let pid_file = b.dir.join(format!("exec-{}.pid", unique_id("cg")));
+    let out = ozz_quiet(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--cgroup",
+        arg,
+        &b.id,
+        "sleep",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "exec --cgroup {arg}: {}",
+        stderr(&out)
+    );
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// runc's `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH`: the process runs
+/// in an existing sub-cgroup of the container (every hierarchy, or the
+/// named controllers only; the hybrid cgroup2 twin keeps the container's
+/// cgroup, as in runc 1.1); bad arguments are refused with runc's words;
+/// `ps` sees the process and `delete` removes the sub-cgroups.
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup() {
+    let b = bundle("exec-cgroup", &["sleep", "100"]);
+    b.create_and_start();
+    let base = format!("/{}/{}", cgroup_parent(), b.id);
+    let sub = format!("{base}/sub");
+    let hierarchies: &[&str] = if is_cgroup_v2() {
+        &[""]
+    } else {
+        &[
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "perf_event",
+            "hugetlb",
+            "net_cls",
+            "net_prio",
+            "systemd",
+        ]
+    };
+    let mut subs = SubCgroupDirs(Vec::new());
+    for h in hierarchies {
+        let dir = b.cgroup_dir(h);
+        if !dir.is_dir() || subs.0.contains(&dir.join("sub")) {
+            continue;
+        }
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        if *h == "cpuset" {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(dir.join(f)).unwrap();
+                std::fs::write(dir.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+        subs.0.push(dir.join("sub"));
+    }
+
+    let all = exec_in_sub_cgroup(&b, "sub");
+    for (names, path) in proc_cgroups(all) {
+        let want = if names.is_empty() && !is_cgroup_v2() {
+            &base
+        } else {
+            &sub
+        };
+        assert_eq!(&path, want, "--cgroup sub, hierarchy {names:?}");
+    }
+    if is_cgroup_v2() {
+        let out = ozz(&["exec", "--cgroup", "memory:sub", &b.id, "true"]);
+        assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unknown controller memory"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        let some = exec_in_sub_cgroup(&b, "memory,pids:sub");
+        for (names, path) in proc_cgroups(some) {
+            let named = names == "memory" || names == "pids";
+            let want = if named { &sub } else { &base };
+            assert_eq!(&path, want, "--cgroup memory,pids:sub, hierarchy {names:?}");
+        }
+    }
+    let listed: Vec<i64> =
+        serde_json::from_slice(&b.cmd("ps", &["--format", "json"]).stdout).unwrap();
+    assert!(listed.contains(&all), "ps {listed:?} misses {all}");
+
+    for (arg, phrase) in [
+        ("a:b:c", "invalid --cgroup argument: a:b:c"),
+        ("../x", "../x is not a sub cgroup path"),
+        ("nosuch", "nosuch"),
+        ("bogus:x", "unknown controller bogus"),
+    ] {
+        let out = ozz(&["exec", "--cgroup", arg, &b.id, "true"]);
+        assert_eq!(
+            out.status.code(),
+            Some(255),
+            "--cgroup {arg}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(phrase),
+            "--cgroup {arg}: {}",
+            stderr(&out)
+        );
+    }
+    let out = ozz(&[
+        "exec",
+        "--cgroup",
+        "memory:sub",
+        "--cgroup",
+        "sub",
+        &b.id,
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains("missing <controller>: prefix"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = b.cmd("delete", &["--force"]);
+    assert!(out.status.success(), "delete --force: {}", stderr(&out));
+    assert_all_gone(&[all], "delete --force");
+    for dir in &subs.0 {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}
+
+/// Sub-cgroups a test made: if the test failed before the container's
+/// delete removed them, their processes are killed and they are removed
+/// here (dropped before the bundle, so its delete can remove the rest).
+struct SubCgroupDirs(Vec<std::path::PathBuf>);
+
+impl Drop for SubCgroupDirs {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            for _ in 0..200 {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", pid])
+                        .status();
+                }
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     // `resume`, which needs the container's lock: let go of it now.
     let lock = (status != Status::Paused).then_some(dir);
     let process = build_process(args, state.config.process().as_ref())?;
+    let sub_cgroups = spawn::cgroup_join::SubCgroups::parse(&args.cgroup)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && args.detach && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
@@ -57,7 +58,11 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         fifo_fd: None,
         extra_fds,
         id: state.id.clone(),
-        cgroup_entry: spawn::cgroup_join::prepare(&state.cgroup_path)?,
+        cgroup_entry: if sub_cgroups.is_empty() {
+            spawn::cgroup_join::prepare(&state.cgroup_path)?
+        } else {
+            spawn::cgroup_join::prepare_sub(&state.cgroup_path, &sub_cgroups)?
+        },
     };
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);

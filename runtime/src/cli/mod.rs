@@ -268,6 +268,9 @@ pub struct ExecArgs {
     /// Accepted for compatibility; LSM profiles are not applied
     #[arg(long)]
     pub apparmor: Option<String>,
+    /// Run the process in an existing sub-cgroup of the container: [CONTROLLER[,CONTROLLER]:]PATH (repeatable with controllers)
+    #[arg(long = "cgroup", value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     /// Allow exec in a paused container (the process starts once it is resumed)
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
