@@ -790,3 +790,34 @@ impl Drop for SubCgroupDirs {
         }
     }
 }
+
+/// The runtime-spec makes `process` optional until `start`: a config
+/// without it is created (the init waits, holding its namespaces), and
+/// `start` fails with a clear line and leaves it created; `run` fails and
+/// leaves nothing. (runc refuses it at create already.)
+#[test]
+fn a_config_without_process_is_created_and_start_refuses_it() {
+    let mut b = bundle("noproc", &["true"]);
+    b.config.as_object_mut().unwrap().remove("process");
+    let out = b.create(&[]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    assert_eq!(b.status(), "created");
+    let pid = b.state()["pid"].as_i64().unwrap();
+    assert!(!process_gone(pid));
+    let out = b.cmd("start", &[]);
+    assert_eq!(out.status.code(), Some(1), "start: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no process"), "{err}");
+    assert_eq!(b.status(), "created");
+    let out = b.cmd("delete", &[]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert!(process_gone(pid));
+    assert!(!state_root().join(&b.id).exists());
+
+    let out = b.run();
+    assert_eq!(out.status.code(), Some(1), "run: {}", stderr(&out));
+    assert!(stderr(&out).contains("no process"), "{}", stderr(&out));
+    assert!(!state_root().join(&b.id).exists());
+    assert!(!b.cgroup_dir("pids").exists() && !b.cgroup_dir("").join("cgroup.procs").exists());
+}

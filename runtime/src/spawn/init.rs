@@ -59,6 +59,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { target_pid } => join_container(target_pid)?,
     }
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel);
+    }
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -142,6 +145,19 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         (&*fifo).write_all(b"0").context("write exec fifo")?;
     }
     Err(process::exec(&program, &args, &env))
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 fn empty_capabilities(
