@@ -114,17 +114,7 @@ fn resolve_rootfs(dir: &Path, spec: &Spec) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-/// The checks runc makes before creating anything, with its wording where
-/// callers may match it.
-pub fn validate(spec: &Spec) -> Result<()> {
-    let version = spec.version();
-    if !version.starts_with("1.") {
-        bail!("config.json: unsupported ociVersion {version:?} (want 1.x)");
-    }
-    let process = spec
-        .process()
-        .as_ref()
-        .context("config.json: process is missing")?;
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() => {}
         _ => bail!("config.json: process.args must not be empty"),
@@ -144,6 +134,21 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 rlimit.hard()
             );
         }
+    }
+    Ok(())
+}
+
+/// The checks runc makes before creating anything, with its wording where
+/// callers may match it.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        bail!("config.json: unsupported ociVersion {version:?} (want 1.x)");
+    }
+    // The spec makes `process` optional until `start` (which refuses a
+    // container without one); what is given must be valid now.
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
     }
     let linux = spec.linux().as_ref();
     let namespaces = linux

@@ -465,24 +465,32 @@ pub fn remove(path: &Path) -> Result<()> {
             continue;
         }
         kill_all(&dir);
-        // rmdir fails with EBUSY until the killed tasks are gone.
-        let mut attempts = 0;
-        loop {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if attempts < 200 => {
-                    attempts += 1;
-                    crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("remove cgroup {}", dir.display()))
-                }
-            }
+        // Sub-cgroups (`exec --cgroup`) first, deepest first, as runc does.
+        let mut dirs = sub_cgroups(&dir);
+        dirs.reverse();
+        dirs.push(dir);
+        for dir in dirs {
+            remove_dir_retrying(&dir)?;
         }
     }
     Ok(())
+}
+
+fn remove_dir_retrying(dir: &Path) -> Result<()> {
+    // rmdir fails with EBUSY until the killed tasks are gone.
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if attempts < 200 => {
+                attempts += 1;
+                crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e).with_context(|| format!("remove cgroup {}", dir.display())),
+        }
+    }
 }
 
 /// SIGKILL to every process of one cgroup directory: through cgroup.kill
@@ -507,12 +515,40 @@ pub fn kill_every_process(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The processes of one cgroup directory and of its sub-cgroups
+/// (`exec --cgroup` puts processes there; cgroup.procs lists only its own).
 fn read_procs(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
+    std::iter::once(dir.to_path_buf())
+        .chain(sub_cgroups(dir))
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .collect()
+}
+
+/// Every directory below `dir`, parents before their children.
+fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut next = 0;
+    let mut current = dir.to_path_buf();
+    loop {
+        if let Ok(entries) = std::fs::read_dir(&current) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    found.push(entry.path());
+                }
+            }
+        }
+        let Some(dir) = found.get(next) else {
+            return found;
+        };
+        current = dir.clone();
+        next += 1;
+    }
 }
 
 /// The processes of the container's cgroup (all hierarchies, once each).

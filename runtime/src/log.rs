@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
+
 use crate::cli::LogFormat;
 
 struct LogTarget {
@@ -18,12 +20,24 @@ struct LogTarget {
 
 static TARGET: OnceLock<LogTarget> = OnceLock::new();
 
-pub fn init(path: Option<PathBuf>, format: LogFormat, debug: bool) {
+/// Sets the log up; a log file is created (or opened) now, so a path that
+/// cannot be written (a missing directory, a directory) fails the command.
+/// It is closed again and reopened for each line: a descriptor held open
+/// here could take a number `--preserve-fds` passes into the container.
+pub fn init(path: Option<PathBuf>, format: LogFormat, debug: bool) -> Result<()> {
+    if let Some(path) = &path {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+    }
     let _ = TARGET.set(LogTarget {
         path,
         format,
         debug,
     });
+    Ok(())
 }
 
 pub fn error(msg: &str) {

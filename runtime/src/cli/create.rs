@@ -134,10 +134,9 @@ fn build(
     )
     .context("open exec fifo")?;
 
-    let mut process = spec
-        .process()
-        .clone()
-        .context("config.json: process is missing")?;
+    // Without a process (allowed until start) the init is made all the
+    // same and waits on the fifo; this default is never run.
+    let mut process = spec.process().clone().unwrap_or_default();
     // Socket activation: the descriptors follow stdio (after the preserved
     // ones) and the container's init is their listener, as runc passes them.
     let activation_fds = listen_fds();

@@ -23,6 +23,11 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
         Status::Creating => bail!("cannot start a container that is still being created"),
     }
+    // The runtime-spec: `process` may be left out at create, but start
+    // MUST fail without it. The container stays created.
+    if state.config.process().is_none() {
+        bail!("cannot start a container without a process: config.json has no process");
+    }
     let fifo_path = dir.fifo_path();
     // Non-blocking, so a dead init cannot leave us waiting for a writer forever.
     let mut fifo = std::fs::OpenOptions::new()

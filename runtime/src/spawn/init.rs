@@ -69,6 +69,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             None
         }
     };
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel, fd_dir.as_ref());
+    }
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -209,6 +212,23 @@ fn connect_seccomp_listener(
         profile.listener_metadata().as_deref(),
     )
     .map(Some)
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(
+    config: &ChildConfig,
+    channel: &Channel,
+    fd_dir: Option<&std::os::fd::OwnedFd>,
+) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fd_dir, fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 /// The caller's stderr from before the pty became ours (-1: none kept).
