@@ -58,7 +58,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             // One line, outermost context first, like runc's "create: ...: reason".
-            let msg = format!("{err:#}");
+            let msg = log::one_line(&format!("{err:#}"));
             log::error(&msg);
             eprintln!("{msg}");
             std::process::exit(1);
@@ -74,6 +74,9 @@ fn print_version() {
 /// Runs one command; the Ok value is the process exit code.
 fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     let root = state::root_dir(global.root.as_deref());
+    if root.exists() && !root.is_dir() {
+        anyhow::bail!("--root {}: not a directory", root.display());
+    }
     match command {
         Command::Create(args) => cli::create::run(global, &root, &args).map(|_| 0),
         Command::Start(args) => cli::start::run(&root, &args.id).map(|_| 0),

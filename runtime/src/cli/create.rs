@@ -30,7 +30,11 @@ pub struct Created {
 /// What a failed create must undo, newest first.
 struct Undo {
     child: Option<i32>,
-    cgroup: Option<PathBuf>,
+    /// The cgroup directories this create made (deepest first): a failed
+    /// create removes those and never one that existed before it.
+    cgroup_made: Vec<PathBuf>,
+    /// The container's cgroup, relative to each hierarchy's root.
+    cgroup_rel: PathBuf,
 }
 
 impl Undo {
@@ -38,9 +42,14 @@ impl Undo {
         if let Some(pid) = self.child {
             spawn::kill_and_reap(pid);
         }
-        if let Some(path) = self.cgroup {
-            if let Err(e) = cgroups::remove(&path) {
-                crate::log::warn(&format!("cleanup: {e:#}"));
+        for made in &self.cgroup_made {
+            if made.ends_with(&self.cgroup_rel) {
+                if let Err(e) = cgroups::remove_dirs(std::slice::from_ref(made)) {
+                    crate::log::warn(&format!("cleanup: {e:#}"));
+                }
+            } else {
+                // A parent we made: another container may be using it by now.
+                let _ = std::fs::remove_dir(made);
             }
         }
         if let Err(e) = dir.destroy() {
@@ -75,11 +84,13 @@ pub fn create(
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if ozz will not detach or allocate tty");
     }
-    reserve_preserved_fds(args.preserve_fds + listen_fds())?;
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
+    reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
     let mut undo = Undo {
         child: None,
-        cgroup: None,
+        cgroup_made: Vec::new(),
+        cgroup_rel: PathBuf::new(),
     };
     match build(
         global,
@@ -148,9 +159,24 @@ fn build(
         env.push("LISTEN_PID=1".to_string());
         process.set_env(Some(env));
     }
+    if let Some(other) = crate::state::load_all(dir.path.parent().unwrap_or(Path::new("/")))
+        .into_iter()
+        .find(|(s, _)| s.cgroup_path == cgroup_path && s.id != args.id)
+    {
+        bail!(
+            "cgroup {} is in use by container {}",
+            cgroup_path.display(),
+            other.0.id
+        );
+    }
+    undo.cgroup_rel = cgroup_path
+        .strip_prefix("/")
+        .unwrap_or(&cgroup_path)
+        .to_path_buf();
+    undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
     let manager = cgroups::manager(&cgroup_path)?;
-    undo.cgroup = Some(cgroup_path.clone());
     let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
+    cgroups::check_not_frozen(&cgroup_path)?;
     let child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
@@ -162,7 +188,7 @@ fn build(
         no_new_keyring: args.no_new_keyring,
         console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
         fifo_fd: Some(fifo),
-        extra_fds: args.preserve_fds + listen_fds(),
+        extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),
         cgroup_entry,
     };
@@ -259,6 +285,23 @@ pub fn listen_fds() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// `--preserve-fds` plus LISTEN_FDS, checked: descriptors 3..3+n must all
+/// lie below the open file limit, or the count wrapped or is nonsense (a
+/// wrapped count would skip the close-on-exec sweep or close stdio).
+pub fn preserved_fd_count(preserve: u32) -> Result<u32> {
+    let listen = listen_fds();
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .context("getrlimit RLIMIT_NOFILE")?;
+    let total = preserve.checked_add(listen);
+    match total {
+        Some(n) if 3 + u64::from(n) <= soft.min(i32::MAX as u64) => Ok(n),
+        _ if listen > 0 => bail!(
+            "--preserve-fds {preserve} with LISTEN_FDS {listen} exceeds the open file limit {soft}"
+        ),
+        _ => bail!("--preserve-fds {preserve} exceeds the open file limit {soft}"),
+    }
 }
 
 /// Makes sure descriptors 3..3+n are open (on /dev/null if the caller left

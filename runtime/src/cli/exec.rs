@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, Process};
 
-use crate::cli::create::{listen_fds, reserve_preserved_fds, write_pid_file};
+use crate::cli::create::{preserved_fd_count, reserve_preserved_fds, write_pid_file};
 use crate::cli::ExecArgs;
 use crate::foreground;
 use crate::namespaces::NamespacePlan;
@@ -28,7 +28,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     if terminal && args.detach && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }
-    let extra_fds = args.preserve_fds + listen_fds();
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
 
     // A console socket only matters for a terminal, as in runc.

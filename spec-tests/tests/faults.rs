@@ -1,0 +1,275 @@
+//! Faults and bad input (issue 14, items 4–10; issue 9, items 15–16): a
+//! wrong count, a hostile path, a crash at the wrong moment must end in one
+//! clear line and a host with nothing left behind — never a hang, never a
+//! process killed that ozz did not start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use spec_tests::*;
+
+/// Every host cgroup directory `rel` (under the run's parent) could be in.
+fn cgroup_dirs_of(rel: &str) -> Vec<PathBuf> {
+    let roots: Vec<PathBuf> = if is_cgroup_v2() {
+        vec![PathBuf::from("/sys/fs/cgroup")]
+    } else {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    roots
+        .into_iter()
+        .map(|r| r.join(cgroup_parent()).join(rel))
+        .collect()
+}
+
+/// Asserts the container left nothing: no state dir, no cgroup anywhere.
+fn assert_nothing_left(id: &str, cgroup_rel: &str) {
+    assert!(
+        !state_root().join(id).exists(),
+        "state dir of {id} left behind"
+    );
+    for dir in cgroup_dirs_of(cgroup_rel) {
+        assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    }
+}
+
+/// Asserts a failed command said why in exactly one line mentioning `want`.
+fn assert_one_line_error(out: &Output, want: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "must fail; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "want one line, got: {err:.2000}");
+    assert!(err.contains(want), "want {want:?} in: {err:.2000}");
+    assert!(err.len() < 8192, "error line of {} bytes", err.len());
+}
+
+/// Removes cgroup directories a test made itself (deepest first).
+fn rmdir_all(dirs: &[PathBuf]) {
+    for d in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// ozz with extra environment, bounded by `timeout` (a hang is a failure,
+/// not a stuck test run).
+fn ozz_env(env: &[(&str, &str)], args: &[&str], limit_secs: u32) -> Output {
+    let log = std::env::temp_dir().join(format!("faults-{}", unique_id("err")));
+    let file = std::fs::File::create(&log).unwrap();
+    let status = Command::new("timeout")
+        .arg("-s")
+        .arg("KILL")
+        .arg(limit_secs.to_string())
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .status()
+        .unwrap();
+    let stderr = std::fs::read(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
+}
+
+// ---- item 4: --preserve-fds and LISTEN_FDS that would wrap ----
+
+#[test]
+fn preserve_fds_counts_that_wrap_are_refused() {
+    let b = bundle("pfds", &["true"]);
+    b.write();
+    let dir = b.dir.to_str().unwrap();
+    for (env, n) in [
+        (None, "2147483648"),
+        (None, "4294967293"),
+        (Some("4294967295"), "0"),
+        (Some("2147483647"), "2147483647"),
+    ] {
+        let env: Vec<(&str, &str)> = env.map(|v| ("LISTEN_FDS", v)).into_iter().collect();
+        let out = ozz_env(
+            &env,
+            &["create", "--preserve-fds", n, "--bundle", dir, &b.id],
+            30,
+        );
+        assert_one_line_error(&out, "open file limit");
+        assert_nothing_left(&b.id, &b.id);
+    }
+}
+
+// ---- item 8: --systemd-cgroup and ".." ----
+
+#[test]
+fn systemd_cgroup_path_cannot_walk_out_with_dotdot() {
+    let mut b = bundle("sdcg", &["true"]);
+    let name = format!(
+        "{p}/{id}/../../{p}/{id}-esc",
+        p = cgroup_parent(),
+        id = b.id
+    );
+    b.config["linux"]["cgroupsPath"] = json!(format!("-.slice::{name}"));
+    b.write();
+    let out = ozz_env(
+        &[],
+        &[
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            &b.id,
+        ],
+        30,
+    );
+    let _ = ozz(&["delete", "-f", &b.id]);
+    let strays: Vec<PathBuf> = [b.id.clone(), format!("{}-esc.scope", b.id)]
+        .iter()
+        .flat_map(|r| cgroup_dirs_of(r))
+        .collect();
+    let left: Vec<_> = strays.iter().filter(|d| d.exists()).cloned().collect();
+    rmdir_all(&strays);
+    assert_one_line_error(&out, "..");
+    assert!(left.is_empty(), "stray cgroups: {left:?}");
+}
+
+// ---- item 10: input checks ----
+
+#[test]
+fn nul_bytes_in_hostname_args_env_are_refused_at_create() {
+    for (what, path, value) in [
+        ("hostname", "/hostname", json!("ab\u{0}cd")),
+        ("args", "/process/args", json!(["sh", "-c", "true\u{0}x"])),
+        ("env", "/process/env", json!(["PATH=/bin", "A=1\u{0}B=2"])),
+    ] {
+        let mut b = bundle("nul", &["true"]);
+        *b.config.pointer_mut("").unwrap() = {
+            let mut c = b.config.clone();
+            let (parent, key) = path.rsplit_once('/').unwrap();
+            c.pointer_mut(parent).unwrap()[key] = value;
+            c
+        };
+        let out = b.create(&[]);
+        assert_one_line_error(&out, "NUL");
+        assert!(stderr(&out).contains(what), "{what}: {}", stderr(&out));
+        assert_nothing_left(&b.id, &b.id);
+    }
+}
+
+#[test]
+fn io_priority_outside_0_to_7_is_refused() {
+    // 8192 is 1 << 13: unchecked, it turned the best-effort class into idle.
+    for prio in [8, 8192, -1] {
+        let mut b = bundle("ioprio", &["true"]);
+        b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": prio});
+        let out = b.create(&[]);
+        assert_one_line_error(&out, "0-7");
+        assert_nothing_left(&b.id, &b.id);
+    }
+}
+
+#[test]
+fn a_json_array_where_an_object_belongs_is_refused() {
+    for (parent, key) in [
+        ("/linux", "resources"),
+        ("/process", "user"),
+        ("", "hooks"),
+        ("/process", "capabilities"),
+    ] {
+        let mut b = bundle("jsonarr", &["true"]);
+        b.config.pointer_mut(parent).unwrap()[key] = json!([]);
+        let out = b.create(&[]);
+        assert_one_line_error(&out, "JSON object");
+        assert!(stderr(&out).contains(key), "{}", stderr(&out));
+        assert_nothing_left(&b.id, &b.id);
+    }
+}
+
+#[test]
+fn error_lines_stay_one_line_of_sane_length() {
+    // A 10 MB cwd that does not exist in the rootfs.
+    let mut b = bundle("longcwd", &["true"]);
+    b.config["process"]["cwd"] = json!(format!("/{}", "d".repeat(10 << 20)));
+    let out = b.create(&[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{:.300}", err);
+    assert!(err.len() < 8192, "error line of {} bytes", err.len());
+    assert_nothing_left(&b.id, &b.id);
+
+    // A newline in cgroupsPath.
+    let mut b = bundle("nlcg", &["true"]);
+    let rel = format!("{}-x\ny", b.id);
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{}/{rel}", cgroup_parent()));
+    let out = b.create(&[]);
+    let _ = ozz(&["delete", "-f", &b.id]);
+    let left: Vec<_> = cgroup_dirs_of(&rel)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
+    rmdir_all(&left);
+    assert_one_line_error(&out, "cgroupsPath");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_ten_megabyte_annotation_is_carried_whole() {
+    let mut b = bundle("bigannot", &["sh", "-c", "echo ran"]);
+    b.config["annotations"] = json!({"big": "a".repeat(10 << 20)});
+    let out = b.run();
+    assert!(out.status.success(), "run: {:.500}", stderr(&out));
+    assert_eq!(stdout(&out), "ran\n");
+}
+
+#[test]
+fn a_cgroups_path_naming_a_file_fails_at_once_and_leaves_nothing() {
+    // A directory in one hierarchy only, so `base/cgroup.procs` is a file
+    // there and free to be made into a directory in every other.
+    let b0 = bundle("cgfile", &["true"]);
+    let base = format!("{}-base", b0.id);
+    let one = cgroup_root(if is_cgroup_v2() { "" } else { "pids" })
+        .join(cgroup_parent())
+        .join(&base);
+    std::fs::create_dir_all(&one).unwrap();
+    let mut b = bundle("cgfile", &["true"]);
+    let rel = format!("{base}/cgroup.procs");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{}/{rel}", cgroup_parent()));
+    let out = b.create(&[]);
+    let _ = ozz(&["delete", "-f", &b.id]);
+    let strays: Vec<PathBuf> = cgroup_dirs_of(&rel)
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    rmdir_all(&strays);
+    let others: Vec<PathBuf> = cgroup_dirs_of(&base)
+        .into_iter()
+        .filter(|d| d.exists() && *d != one)
+        .collect();
+    rmdir_all(&others);
+    let _ = std::fs::remove_dir(&one);
+    assert_one_line_error(&out, "not a directory");
+    assert!(strays.is_empty(), "{strays:?}");
+    assert!(others.is_empty(), "{others:?}");
+}
+
+#[test]
+fn a_root_that_is_not_a_directory_is_an_error() {
+    let file = std::env::temp_dir().join(unique_id("rootfile"));
+    std::fs::write(&file, "x").unwrap();
+    let out = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(&file)
+        .arg("list")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_one_line_error(&out, "not a directory");
+}
