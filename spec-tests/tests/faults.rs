@@ -273,3 +273,118 @@ fn a_root_that_is_not_a_directory_is_an_error() {
     let _ = std::fs::remove_file(&file);
     assert_one_line_error(&out, "not a directory");
 }
+
+// ---- item 5 and issue 9 item 16: cgroups that are not ours ----
+
+/// A host process (not started by ozz) in a fresh cgroup under the run's
+/// parent; killed and its cgroup removed on drop.
+struct Stranger {
+    child: std::process::Child,
+    dir: PathBuf,
+    rel: String,
+}
+
+impl Stranger {
+    fn new(tag: &str) -> Stranger {
+        let rel = unique_id(tag);
+        let controller = if is_cgroup_v2() { "" } else { "pids" };
+        let dir = cgroup_root(controller).join(cgroup_parent()).join(&rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("sleep")
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        Stranger { child, dir, rel }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for d in cgroup_dirs_of(&self.rel) {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn a_cgroup_that_holds_processes_is_refused_and_they_survive() {
+    let mut stranger = Stranger::new("populated");
+    let mut b = bundle("populated", &["sleep", "1000"]);
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{}/{}", cgroup_parent(), stranger.rel));
+    let out = b.create(&[]);
+    // Whatever create did, cleanup must not touch the stranger.
+    let _ = ozz(&["delete", "-f", &b.id]);
+    assert!(
+        stranger.alive(),
+        "delete -f killed a process ozz did not start"
+    );
+    assert!(stranger.dir.is_dir(), "the stranger's cgroup was removed");
+    assert_one_line_error(&out, "container's cgroup is not empty");
+    assert!(!state_root().join(&b.id).exists());
+}
+
+#[test]
+fn two_containers_with_one_cgroups_path_cannot_kill_each_other() {
+    let a = bundle("share-a", &["sleep", "1000"]);
+    a.create_and_start();
+    let mut b = bundle("share-b", &["sleep", "1000"]);
+    b.config["linux"]["cgroupsPath"] = a.config["linux"]["cgroupsPath"].clone();
+    let out = b.create(&[]);
+    let _ = b.cmd("kill", &["--all", "KILL"]);
+    let _ = ozz(&["delete", "-f", &b.id]);
+    assert_eq!(a.status(), "running", "the other container was killed");
+    assert!(!out.status.success(), "second create into the same cgroup");
+    assert!(a
+        .cgroup_dir(if is_cgroup_v2() { "" } else { "pids" })
+        .is_dir());
+}
+
+#[test]
+fn a_frozen_cgroup_is_refused_instead_of_hanging() {
+    let (controller, file, frozen, thawed) = if is_cgroup_v2() {
+        ("", "cgroup.freeze", "1", "0")
+    } else {
+        ("freezer", "freezer.state", "FROZEN", "THAWED")
+    };
+    let mut b = bundle("frozen", &["true"]);
+    let rel = format!("{}-pre", b.id);
+    let dir = cgroup_root(controller).join(cgroup_parent()).join(&rel);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), frozen).unwrap();
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{}/{rel}", cgroup_parent()));
+    b.write();
+    let started = Instant::now();
+    let out = ozz_env(
+        &[],
+        &["run", "-d", "--bundle", b.dir.to_str().unwrap(), &b.id],
+        20,
+    );
+    let took = started.elapsed();
+    let _ = std::fs::write(dir.join(file), thawed);
+    let _ = ozz(&["delete", "-f", &b.id]);
+    for _ in 0..100 {
+        let left: Vec<_> = cgroup_dirs_of(&rel)
+            .into_iter()
+            .filter(|d| d.exists())
+            .collect();
+        rmdir_all(&left);
+        if left.iter().all(|d| !d.exists()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        took < Duration::from_secs(15),
+        "run -d hung on a frozen cgroup"
+    );
+    assert_one_line_error(&out, "frozen");
+}
