@@ -130,6 +130,12 @@ impl ContainerDir {
         Ok(ContainerDir { path, _lock: lock })
     }
 
+    /// Gives up the lock (and the value): other commands may then act on the
+    /// container while the caller waits on it without changing its state.
+    pub fn unlock(self) -> PathBuf {
+        self.path
+    }
+
     pub fn fifo_path(&self) -> PathBuf {
         self.path.join(EXEC_FIFO)
     }

@@ -388,3 +388,60 @@ fn a_frozen_cgroup_is_refused_instead_of_hanging() {
     );
     assert_one_line_error(&out, "frozen");
 }
+
+// ---- issue 9 item 15: a foreground run does not hold the lock ----
+
+#[test]
+fn a_foreground_run_leaves_state_kill_and_ps_to_other_shells() {
+    let b = bundle("fglock", &["sleep", "1000"]);
+    b.write();
+    let mut run = Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `list` takes no lock: wait there until the container runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ozz(&["list", "--format", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+        let running = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["id"] == b.id.as_str() && c["status"] == "running");
+        if running {
+            break;
+        }
+        assert!(Instant::now() < deadline, "container never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let state = ozz_env(&[], &["state", &b.id], 5);
+    let ps = ozz_env(&[], &["ps", &b.id], 5);
+    let kill = ozz_env(&[], &["kill", &b.id, "KILL"], 5);
+    let exited = (0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        run.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = run.kill();
+    }
+    let _ = run.wait();
+    assert!(
+        state.status.success(),
+        "state blocked or failed: {}",
+        stderr(&state)
+    );
+    assert!(ps.status.success(), "ps blocked or failed: {}", stderr(&ps));
+    assert!(
+        kill.status.success(),
+        "kill blocked or failed: {}",
+        stderr(&kill)
+    );
+    assert!(exited, "run did not end after kill");
+    assert!(!state_root().join(&b.id).exists(), "run did not delete");
+}
