@@ -92,6 +92,12 @@ fn raise_send_buffer(fd: RawFd, bytes: libc::c_int) {
     }
 }
 
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 /// Largest packet sent whole. why: a big SOCK_SEQPACKET packet needs one
 /// large kernel allocation, which fails with ENOBUFS (a 10 MB annotation in
 /// the state JSON did); bigger messages go as pieces of this size.

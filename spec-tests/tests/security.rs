@@ -693,3 +693,98 @@ fn has_interpreter(path: &Path) -> bool {
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     (0..phnum).any(|i| u32_at(phoff + i * phentsize) == 3)
 }
+
+/// For every descriptor, root and working directory of every process it
+/// can see, tries to reach the host's marker through
+/// `/proc/PID/fd/N/../../..` (`..` past the root of a host directory
+/// climbs to the host's root). Prints `REACHED` for a
+/// hit, `pid1-fds N` (how many of the init's descriptors it could see: the
+/// scan proves nothing if /proc/1/fd is closed to it) and `scanned`.
+fn fd_walk_scan(marker: &HostMarker) -> String {
+    let ups = "/..".repeat(24);
+    format!(
+        r#"for f in /proc/[0-9]*/fd/* /proc/[0-9]*/root /proc/[0-9]*/cwd; do
+  if [ -f "$f{ups}{dir}/marker" ]; then echo "REACHED $f $(readlink $f)"; fi
+done
+n=0; for f in /proc/1/fd/*; do [ -e "$f" ] || [ -L "$f" ] && n=$((n+1)); done
+echo "pid1-fds $n"; echo scanned"#,
+        dir = marker.dir.display()
+    )
+}
+
+/// Issue 14, escape 1: the waiting init of a created container held the
+/// state directory's lock fd and the cgroup directory fd until exec; a
+/// process in the container with CAP_SYS_PTRACE read the host through them.
+#[test]
+fn created_init_holds_no_host_directory_fd() {
+    let marker = HostMarker::new("fdwalk");
+    let mut b = bundle("fdwalk-created", &["sleep", "100"]);
+    b.add_caps(&["CAP_SYS_PTRACE"]);
+    b.create_ok();
+    let out = ozz(&["exec", &b.id, "sh", "-c", &fd_walk_scan(&marker)]);
+    let text = stdout(&out);
+    eprintln!("scan: {text}{}", stderr(&out));
+    assert!(out.status.success(), "exec: {}", stderr(&out));
+    assert!(text.contains("scanned"), "{text}");
+    let pid1_fds: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid1-fds "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(pid1_fds >= 3, "the init's fds were not visible: {text}");
+    assert!(!text.contains("REACHED"), "the host was reached: {text}");
+    assert_eq!(b.status(), "created");
+    marker.assert_untouched();
+}
+
+/// The same through `ozz exec` children, caught between clone and execve:
+/// a scanner in the container loops over /proc/*/fd/* while many execs run.
+#[test]
+fn exec_children_hold_no_host_directory_fd() {
+    let marker = HostMarker::new("fdwalk-race");
+    let scan = fd_walk_scan(&marker);
+    let script = format!(
+        "i=0; while [ ! -e /out/stop ]; do ( {scan} ) | grep REACHED >> /out/scan.log; \
+         i=$((i+1)); echo $i > /out/loops; done; echo done > /out/finished; sleep 100"
+    );
+    let (mut b, out_dir) = out_bundle("fdwalk-exec", &script);
+    b.add_caps(&["CAP_SYS_PTRACE"]);
+    b.create_and_start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let execs = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while std::time::Instant::now() < deadline {
+                    let out = ozz(&["exec", &b.id, "true"]);
+                    assert!(out.status.success(), "exec: {}", stderr(&out));
+                    execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    std::fs::write(out_dir.join("stop"), "").unwrap();
+    for _ in 0..500 {
+        if out_dir.join("finished").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let log = std::fs::read_to_string(out_dir.join("scan.log")).unwrap_or_default();
+    let loops = std::fs::read_to_string(out_dir.join("loops")).unwrap_or_default();
+    eprintln!(
+        "{} execs, {} scanner loops, log:\n{log}",
+        execs.into_inner(),
+        loops.trim()
+    );
+    assert!(
+        out_dir.join("finished").exists(),
+        "the scanner never finished"
+    );
+    assert!(
+        loops.trim().parse::<u32>().unwrap_or(0) > 0,
+        "the scanner never ran"
+    );
+    assert!(!log.contains("REACHED"), "the host was reached:\n{log}");
+    marker.assert_untouched();
+}

@@ -33,6 +33,12 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
 }
 
 fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
+    // First of all: drop every descriptor of the parent's we do not need
+    // (the state directory lock, the cgroup directory, a log file). We may
+    // already be visible in the container's pid namespace, and a process
+    // there with CAP_SYS_PTRACE walks out through /proc/PID/fd/N/../..
+    let keep = super::kept_fds(config, channel);
+    super::close_fds_except(keep.low_end, &keep.singles)?;
     // Until exec nothing in the container may ptrace us or open our
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
@@ -42,13 +48,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // (a writer to a closed pipe dies), as runc and crun give them.
     // SAFETY: signal() with a constant disposition, no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    // execCPUAffinity.initial holds while the process enters its cgroup
-    // (on v2 it is born there, so initial and the cgroup apply together).
-    let affinity = config.process.exec_cpu_affinity().as_ref();
-    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
-        process::set_cpu_affinity(initial)?;
+    // (exec: the helper entered the cgroup and the container for us.)
+    if config.kind == ChildKind::Init {
+        enter_cgroup(config)?;
     }
-    config.cgroup_entry.join_self()?;
 
     let state_json = match channel.recv()? {
         Some(Msg::Proceed(state)) => state,
@@ -57,7 +60,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
-        ChildKind::Exec { target_pid } => join_container(target_pid)?,
+        ChildKind::Exec { .. } => {
+            nix::unistd::setsid().context("setsid")?;
+        }
     }
 
     let process = &config.process;
@@ -218,14 +223,40 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     Ok(())
 }
 
-/// `exec`: enter every namespace of the running container (user first, so
-/// the others are entered with its rights; mount last).
-fn join_container(target_pid: i32) -> Result<()> {
+/// execCPUAffinity.initial holds while the process enters its cgroup (on
+/// v2 it is born there, so initial and the cgroup apply together).
+fn enter_cgroup(config: &ChildConfig) -> Result<()> {
+    let affinity = config.process.exec_cpu_affinity().as_ref();
+    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
+        process::set_cpu_affinity(initial)?;
+    }
+    config.cgroup_entry.join_self()
+}
+
+/// `exec`, in the helper that clones the process (spawn::clone_exec_child):
+/// the cgroup, every namespace of the running container (user first, so
+/// the others are entered with its rights; mount last), its root, and
+/// pid and time namespaces for the child. Every descriptor opened here is
+/// closed on return, before the clone.
+pub fn enter_container(config: &ChildConfig, target_pid: i32) -> Result<()> {
     use LinuxNamespaceType as T;
-    // The container's root, opened while /proc is still the host's: after
-    // joining the mount namespace the host PID means nothing.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    enter_cgroup(config)?;
+    // The container's root and its pid and time namespaces, opened while
+    // /proc is still the host's: after joining the mount namespace the host
+    // PID means nothing.
     let root = std::fs::File::open(format!("/proc/{target_pid}/root"))
         .context("open the container's root")?;
+    let mut for_children = Vec::new();
+    for typ in [T::Pid, T::Time] {
+        let path = format!("/proc/{target_pid}/ns/{}", namespaces::proc_name(typ));
+        if Path::new(&path).exists() && !super::same_namespace(Path::new(&path), typ) {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("open {} namespace {path}", namespaces::proc_name(typ)))?;
+            for_children.push((typ, file));
+        }
+    }
     let mut joined_user = false;
     for typ in [T::User, T::Ipc, T::Uts, T::Network, T::Cgroup, T::Mount] {
         let path = format!("/proc/{target_pid}/ns/{}", namespaces::proc_name(typ));
@@ -241,7 +272,11 @@ fn join_container(target_pid: i32) -> Result<()> {
     nix::unistd::fchdir(root.as_raw_fd()).context("enter the container's root")?;
     nix::unistd::chroot(".").context("enter the container's root")?;
     nix::unistd::chdir("/")?;
-    nix::unistd::setsid().context("setsid")?;
+    drop(root);
+    for (typ, file) in for_children {
+        nix::sched::setns(&file, namespaces::clone_flag(typ))
+            .with_context(|| format!("join {} namespace", namespaces::proc_name(typ)))?;
+    }
     Ok(())
 }
 
