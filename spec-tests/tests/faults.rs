@@ -445,3 +445,135 @@ fn a_foreground_run_leaves_state_kill_and_ps_to_other_shells() {
     assert!(exited, "run did not end after kill");
     assert!(!state_root().join(&b.id).exists(), "run did not delete");
 }
+
+// ---- items 6 and 7: a create killed at any point, a broken state.json ----
+
+/// The processes in the container's cgroup in any hierarchy.
+fn cgroup_pids(rel: &str) -> Vec<i64> {
+    let mut pids = Vec::new();
+    for dir in cgroup_dirs_of(rel) {
+        let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<i64>().ok()));
+    }
+    pids
+}
+
+fn listed(id: &str) -> Option<String> {
+    let out = ozz_capture(&["list", "--format", "json"], 20);
+    assert!(
+        out.status.success(),
+        "list failed or hung: {}",
+        stderr(&out)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+}
+
+/// Like [`ozz_env`] with stdout captured (for short-lived commands only).
+fn ozz_capture(args: &[&str], limit_secs: u32) -> Output {
+    Command::new("timeout")
+        .args(["-s", "KILL", &limit_secs.to_string()])
+        .arg(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// After whatever happened to `id`: `list` shows it while its directory
+/// exists, `delete -f` ends it within bounds and leaves no state, cgroup
+/// or process.
+fn assert_delete_force_cleans(id: &str, cgroup_rel: &str, extra_pids: &[i64]) {
+    if state_root().join(id).exists() {
+        let status = listed(id);
+        assert!(
+            matches!(status.as_deref(), Some("creating" | "stopped" | "created")),
+            "list shows {id} as {status:?}"
+        );
+    }
+    let mut pids = cgroup_pids(cgroup_rel);
+    pids.extend_from_slice(extra_pids);
+    let out = ozz_env(&[], &["delete", "-f", id], 30);
+    assert!(
+        out.status.success(),
+        "delete -f: {:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    for pid in pids {
+        assert!(process_gone(pid), "process {pid} of {id} left running");
+    }
+    assert_nothing_left(id, cgroup_rel);
+}
+
+#[test]
+fn a_create_killed_during_its_hooks_is_removed_by_delete_force() {
+    let mut b = bundle("killhook", &["true"]);
+    b.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID; sleep 5"]}
+    ]});
+    b.write();
+    let out = ozz_env(
+        &[],
+        &["create", "--bundle", b.dir.to_str().unwrap(), &b.id],
+        30,
+    );
+    assert!(!out.status.success());
+    assert!(
+        state_root().join(&b.id).exists(),
+        "the killed create left no trace to test"
+    );
+    assert_delete_force_cleans(&b.id, &b.id, &[]);
+}
+
+#[test]
+fn a_create_killed_at_random_moments_is_always_removable() {
+    for round in 0..30u64 {
+        let b = bundle("killrnd", &["true"]);
+        b.write();
+        let mut create = Command::new(ozz_bin())
+            .arg("--root")
+            .arg(state_root())
+            .args(["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // 0–58 ms in 2 ms steps, spread over the rounds.
+        std::thread::sleep(Duration::from_millis((round * 2 * 7) % 60));
+        let _ = create.kill();
+        let _ = create.wait();
+        assert_delete_force_cleans(&b.id, &b.id, &[]);
+    }
+}
+
+#[test]
+fn a_corrupt_or_missing_state_json_is_listed_and_removed_by_delete_force() {
+    for corrupt in [true, false] {
+        let b = bundle("corrupt", &["sleep", "1000"]);
+        b.create_and_start();
+        let pid = b.state()["pid"].as_i64().unwrap();
+        let file = state_root().join(&b.id).join("state.json");
+        if corrupt {
+            std::fs::write(&file, "{\"id\": garbage").unwrap();
+        } else {
+            std::fs::remove_file(&file).unwrap();
+        }
+        assert!(listed(&b.id).is_some(), "list hides the broken {}", b.id);
+        let out = ozz_env(&[], &["delete", "-f", &b.id], 30);
+        assert!(out.status.success(), "delete -f: {}", stderr(&out));
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            process_gone(pid)
+        });
+        assert!(gone, "init {pid} left running");
+        assert_nothing_left(&b.id, &b.id);
+    }
+}

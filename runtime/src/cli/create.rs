@@ -11,7 +11,7 @@ use crate::cli::{CreateArgs, GlobalOpts};
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::spawn::{self, ChildConfig, ChildKind};
-use crate::state::{self, ContainerDir, ContainerState, Status};
+use crate::state::{self, ContainerDir, ContainerState, Recovery, Status};
 use crate::sync::Msg;
 
 pub fn run(global: &GlobalOpts, root: &Path, args: &CreateArgs) -> Result<()> {
@@ -174,6 +174,30 @@ fn build(
         .unwrap_or(&cgroup_path)
         .to_path_buf();
     undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
+    // From here on a create killed at any point leaves what `delete
+    // --force` needs: the provisional state (`list` shows it) and the
+    // recovery file (the cgroup, then the init's pid).
+    let mut state = ContainerState {
+        id: args.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::log::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup_path: cgroup_path.clone(),
+        systemd_cgroup: global.systemd_cgroup,
+        config: spec.clone(),
+        creating: true,
+    };
+    let mut recovery = Recovery {
+        pid: 0,
+        pid_start_time: 0,
+        cgroup_path: Some(cgroup_path.clone()),
+    };
+    dir.save_recovery(&recovery)?;
+    dir.save(&state)?;
     let manager = cgroups::manager(&cgroup_path)?;
     let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
     cgroups::check_not_frozen(&cgroup_path)?;
@@ -208,19 +232,10 @@ fn build(
         let pid_start_time = state::proc_stat(child.pid)
             .map(|s| s.start_time)
             .context("the container process exited during setup")?;
-        let state = ContainerState {
-            id: args.id.clone(),
-            pid: child.pid,
-            pid_start_time,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: crate::log::rfc3339_now(),
-            owner: owner_name(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            cgroup_path: cgroup_path.clone(),
-            systemd_cgroup: global.systemd_cgroup,
-            config: spec.clone(),
-        };
+        (state.pid, state.pid_start_time) = (child.pid, pid_start_time);
+        (recovery.pid, recovery.pid_start_time) = (child.pid, pid_start_time);
+        dir.save_recovery(&recovery)?;
+        dir.save(&state)?;
         // Limits (the device rules above all: v1 applies them as deny-all
         // then allows) must be complete before the child makes its nodes.
         cgroups::apply(
@@ -256,10 +271,14 @@ fn build(
             Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
             None => None,
         };
+        state.creating = false;
         dir.save(&state)?;
         if let Some(pid_file) = &args.pid_file {
             write_pid_file(pid_file, child.pid)?;
         }
+        // The init waits for this before exec.fifo: had we died before
+        // saving, it would have waited there forever with no state.json.
+        child.channel.send(&Msg::Proceed(String::new()))?;
         Ok((state, console_master))
     })();
     if result.is_err() {
@@ -267,6 +286,17 @@ fn build(
         undo.child = None;
     }
     result
+}
+
+/// Child side, after *ready*: waits until create saved the final state.
+/// If create died first, the channel's EOF ends the init here instead of
+/// leaving it blocked on exec.fifo.
+pub fn await_state_saved(channel: &crate::sync::Channel) -> Result<()> {
+    match channel.recv()? {
+        Some(Msg::Proceed(_)) => Ok(()),
+        Some(Msg::Failed(reason)) => bail!(reason),
+        _ => bail!("ozz create went away before saving the container's state"),
+    }
 }
 
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

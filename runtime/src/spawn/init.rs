@@ -122,6 +122,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     close_inherited_fds(3 + config.extra_fds)?;
 
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
