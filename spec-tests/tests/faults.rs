@@ -577,3 +577,39 @@ fn a_corrupt_or_missing_state_json_is_listed_and_removed_by_delete_force() {
         assert_nothing_left(&b.id, &b.id);
     }
 }
+
+// ---- item 9: no success for a container that never ran ----
+
+#[test]
+fn create_fails_when_rlimit_nofile_leaves_no_descriptor() {
+    let mut b = bundle("nofile0", &["true"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 0, "soft": 0}]);
+    let out = b.create(&[]);
+    assert_one_line_error(&out, "RLIMIT_NOFILE");
+    assert_nothing_left(&b.id, &b.id);
+}
+
+#[test]
+fn start_fails_when_execve_fails() {
+    // One string over MAX_ARG_STRLEN (128 KiB): execve says E2BIG.
+    let mut b = bundle("e2big", &["true"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", format!("BIG={}", "x".repeat(200 << 10))]);
+    b.create_ok();
+    let out = ozz_env(&[], &["start", &b.id], 30);
+    assert_one_line_error(&out, "Argument list too long");
+    assert_eq!(b.status(), "stopped");
+
+    let b = {
+        let mut b = bundle("e2big-run", &["true"]);
+        b.config["process"]["env"] = b"x".iter().map(|_| json!("PATH=/bin")).collect();
+        b.config["process"]["args"] = json!(["true", "y".repeat(200 << 10)]);
+        b
+    };
+    b.write();
+    let out = ozz_env(
+        &[],
+        &["run", "-d", "--bundle", b.dir.to_str().unwrap(), &b.id],
+        30,
+    );
+    assert_one_line_error(&out, "Argument list too long");
+}

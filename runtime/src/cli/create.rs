@@ -288,6 +288,26 @@ fn build(
     result
 }
 
+/// Child side, just before *ready*: after ready a failure reaches nobody
+/// but the container's stderr while create reports success, so make sure
+/// the rlimits just set still leave a descriptor for exec.fifo.
+pub fn check_fifo_can_open() -> Result<()> {
+    match nix::fcntl::fcntl(0, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))
+        .or_else(|_| nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)))
+    {
+        Ok(fd) => {
+            let _ = nix::unistd::close(fd);
+            Ok(())
+        }
+        // EINVAL: the limit is 0, so even descriptor 0 is out of range.
+        Err(nix::errno::Errno::EMFILE | nix::errno::Errno::EINVAL) => {
+            bail!("RLIMIT_NOFILE leaves the container's init no descriptor to open exec.fifo")
+        }
+        // No stdio to duplicate: nothing learnt, go on.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Child side, after *ready*: waits until create saved the final state.
 /// If create died first, the channel's EOF ends the init here instead of
 /// leaving it blocked on exec.fifo.

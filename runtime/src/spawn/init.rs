@@ -121,6 +121,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     close_inherited_fds(3 + config.extra_fds)?;
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
     if config.fifo_fd.is_some() {
         crate::cli::create::await_state_saved(channel)?;
@@ -149,7 +152,11 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         use std::io::Write;
         (&*fifo).write_all(b"0").context("write exec fifo")?;
     }
-    Err(process::exec(&program, &args, &env))
+    let err = process::exec(&program, &args, &env);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
 }
 
 fn empty_capabilities(
