@@ -3,7 +3,7 @@
 //! clear line and a host with nothing left behind — never a hang, never a
 //! process killed that ozz did not start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
