@@ -64,7 +64,17 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
     }
     match got.split_first() {
         Some((b'0', [])) => {}
-        Some((b'0', why)) => bail!("{}", String::from_utf8_lossy(why).trim()),
+        Some((b'0', why)) => {
+            // The init closed the fifo on its way out: let it finish dying,
+            // so `state` right after this error says stopped.
+            for _ in 0..200 {
+                if !state.init_alive() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            bail!("{}", String::from_utf8_lossy(why).trim())
+        }
         _ => bail!("container init failed before running the process (see its stderr)"),
     }
     std::fs::remove_file(&fifo_path).context("remove exec fifo")?;
