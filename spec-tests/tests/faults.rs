@@ -613,3 +613,16 @@ fn start_fails_when_execve_fails() {
     );
     assert_one_line_error(&out, "Argument list too long");
 }
+
+#[test]
+fn start_after_a_start_killed_midway_does_not_hang() {
+    let b = bundle("restart", &["sleep", "1000"]);
+    b.create_and_start();
+    // What a start SIGKILLed after releasing the init leaves: the fifo.
+    let fifo = state_root().join(&b.id).join("exec.fifo");
+    let out = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(out.success());
+    let out = ozz_env(&[], &["start", &b.id], 20);
+    assert_one_line_error(&out, "already running");
+    assert_eq!(b.status(), "running");
+}

@@ -34,7 +34,18 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
     // closes at execve: "0" then EOF means the user's program was started;
     // more bytes after the "0" are why execve failed.
     let mut got = Vec::new();
+    let mut rounds = 0u32;
     loop {
+        rounds += 1;
+        // A start killed after releasing the init leaves the fifo behind
+        // with the process long exec'd: no writer will ever come.
+        if got.is_empty()
+            && rounds % 20 == 0
+            && init_holds_fifo(state.pid, &fifo_path) == Some(false)
+        {
+            let _ = std::fs::remove_file(&fifo_path);
+            bail!("cannot start an already running container");
+        }
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(50u16));
         let hung_up = fds[0]
@@ -86,6 +97,20 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         .and_then(|h| h.poststart().clone());
     hooks::run_all_warn("poststart", poststart.as_ref(), &running);
     Ok(())
+}
+
+/// Whether the waiting init still holds exec.fifo (its O_PATH descriptor
+/// lives until execve); None when its descriptors cannot be read.
+fn init_holds_fifo(pid: i32, fifo: &Path) -> Option<bool> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let mut any = false;
+    for entry in entries.flatten() {
+        any = true;
+        if std::fs::read_link(entry.path()).is_ok_and(|target| target == fifo) {
+            return Some(true);
+        }
+    }
+    any.then_some(false)
 }
 
 /// Child side, when execve failed after the "0": the reason goes to
