@@ -40,7 +40,7 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         // A start killed after releasing the init leaves the fifo behind
         // with the process long exec'd: no writer will ever come.
         if got.is_empty()
-            && rounds % 20 == 0
+            && rounds.is_multiple_of(20)
             && init_holds_fifo(state.pid, &fifo_path) == Some(false)
         {
             let _ = std::fs::remove_file(&fifo_path);
