@@ -138,6 +138,7 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
             resources.set_block_io(Some(blkio));
         }
     }
+    order_cpu_writes(&resources, path)?;
     let resources = &resources;
     let opts = ControllerOpt {
         resources,
@@ -168,6 +169,92 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
                     format!("write memory.swap.max of cgroup {}", path.display())
                 })?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// why: libcgroups writes the cpu files in a fixed order that the kernel
+/// refuses for some updates: cpu.weight/cpu.shares while cpu.idle is still
+/// 1 (EINVAL), the v1 period before the quota (lowering the period first
+/// can exceed a parent's quota/period ratio), the quota before a lower
+/// burst (burst above quota), the v1 rt runtime before a larger rt period.
+/// Done first here, in an order the kernel accepts (runc's, with idle
+/// first only when it is being cleared); libcgroups then writes the same
+/// values again, which the kernel takes.
+fn order_cpu_writes(resources: &LinuxResources, path: &Path) -> Result<()> {
+    let Some(cpu) = resources.cpu() else {
+        return Ok(());
+    };
+    let v2 = is_v2();
+    let dir = controller_dir("cpu", path);
+    // A cgroup not made yet has no old values to conflict with.
+    if !dir.exists() {
+        return Ok(());
+    }
+    let write = |file: &str, value: String| -> std::io::Result<()> {
+        std::fs::write(dir.join(file), value)
+    };
+    let failed = |file: &str, e: std::io::Error| {
+        anyhow::Error::new(e).context(format!("write {file} of cgroup {}", path.display()))
+    };
+    if cpu.idle() == Some(0)
+        && cpu.shares().is_some_and(|s| s != 0)
+        && dir.join("cpu.idle").exists()
+    {
+        write("cpu.idle", "0".to_string()).map_err(|e| failed("cpu.idle", e))?;
+    }
+    let quota = cpu.quota().filter(|q| *q != 0);
+    if let (Some(burst), Some(_)) = (cpu.burst(), quota) {
+        let file = if v2 {
+            "cpu.max.burst"
+        } else {
+            "cpu.cfs_burst_us"
+        };
+        // A burst above the old quota is refused now and taken after the
+        // quota, when libcgroups writes it again.
+        if dir.join(file).exists() {
+            match write(file, burst.to_string()) {
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(failed(file, e)),
+                _ => {}
+            }
+        }
+    }
+    if v2 {
+        // cpu.max takes quota and period in one write.
+        return Ok(());
+    }
+    let pairs = [
+        (
+            "cpu.cfs_period_us",
+            cpu.period().filter(|p| *p != 0).map(|p| p.to_string()),
+            "cpu.cfs_quota_us",
+            quota.map(|q| q.to_string()),
+        ),
+        (
+            "cpu.rt_period_us",
+            cpu.realtime_period()
+                .filter(|p| *p != 0)
+                .map(|p| p.to_string()),
+            "cpu.rt_runtime_us",
+            cpu.realtime_runtime()
+                .filter(|r| *r != 0)
+                .map(|r| r.to_string()),
+        ),
+    ];
+    for (period_file, period, amount_file, amount) in pairs {
+        let (Some(period), Some(amount)) = (period, amount) else {
+            continue;
+        };
+        match write(period_file, period.clone()) {
+            Ok(()) => {}
+            // The new period is refused beside the old amount: the amount
+            // first, then the period.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                write(amount_file, amount).map_err(|e| failed(amount_file, e))?;
+                write(period_file, period).map_err(|e| failed(period_file, e))?;
+            }
+            Err(e) => return Err(failed(period_file, e)),
         }
     }
     Ok(())

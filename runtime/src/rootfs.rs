@@ -783,11 +783,12 @@ pub fn finish(spec: &Spec) -> Result<()> {
     let masked = linux
         .and_then(|l| l.masked_paths().clone())
         .unwrap_or_default();
-    if !masked.is_empty() {
-        verify_dev_null()?;
-    }
-    for path in &masked {
-        mask_path(Path::new(path)).with_context(|| format!("mask {path}"))?;
+    let null = match masked.is_empty() {
+        true => None,
+        false => Some(open_dev_null()?),
+    };
+    for (path, null) in masked.iter().zip(null.iter().cycle()) {
+        mask_path(Path::new(path), null).with_context(|| format!("mask {path}"))?;
     }
     for path in linux
         .and_then(|l| l.readonly_paths().clone())
@@ -821,81 +822,166 @@ pub fn finish(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// /dev/null is what masks files: make sure the image did not swap it for
-/// something else (a symlink or a regular file would expose data instead).
-fn verify_dev_null() -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata("/dev/null").context("stat /dev/null")?;
-    if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
-        bail!("/dev/null is not the null device (char 1:3); refusing to mask paths with it");
+/// Opens `path` (inside the new root, so absolute symlinks and `..` stay
+/// in it) once, as O_PATH: what is checked and what is mounted on is this
+/// inode, never the path looked up again, which a party that can change a
+/// bind-mounted directory of the image could swap in between.
+fn open_path(path: &Path, follow: bool) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= nix::fcntl::OFlag::O_NOFOLLOW;
     }
-    Ok(())
+    let fd = nix::fcntl::open(path, flags, Mode::empty())?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-fn mask_path(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if meta.is_dir() {
-        mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )?;
-    } else {
-        match mount(
-            Some("/dev/null"),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        ) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(e.into()),
+/// /dev/null is what masks files: open it once, without following a
+/// symlink, and make sure that inode is the null device (the image, or
+/// whoever can change a bind-mounted /dev, could make it a symlink to
+/// /proc/sys/kernel/core_pattern or a file with data). Masks are bound
+/// from this descriptor (CVE-2025-31133).
+fn open_dev_null() -> Result<std::os::fd::OwnedFd> {
+    const NOT_NULL: &str =
+        "/dev/null is not the null device (char 1:3); refusing to mask paths with it";
+    let fd = match open_path(Path::new("/dev/null"), false) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
+            bail!(NOT_NULL)
         }
+        Err(e) => return Err(e).context("open /dev/null"),
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).context("stat /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != makedev(1, 3) {
+        bail!(NOT_NULL);
     }
-    Ok(())
+    Ok(fd)
 }
 
-fn readonly_path(path: &Path) -> Result<()> {
-    match mount(
-        Some(path),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
-        Ok(()) => {}
+/// Covers a file with a bind of the verified /dev/null, a directory with an
+/// empty read-only tmpfs, each mounted on the descriptor of the target.
+fn mask_path(path: &Path, null: &std::os::fd::OwnedFd) -> Result<()> {
+    use crate::mount_api::{self as api, MOUNT_ATTR_RDONLY};
+    let target = match open_path(path, true) {
+        Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
-    }
-    let flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_REC
-        | locked_flags(path);
-    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)?;
-    Ok(())
+    };
+    let st = nix::sys::stat::fstat(target.as_raw_fd())?;
+    let tree = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let ctx = api::fsopen(c"tmpfs")?;
+        api::fsconfig_create(ctx.as_fd())?;
+        api::fsmount(ctx.as_fd(), MOUNT_ATTR_RDONLY as libc::c_uint)?
+    } else {
+        api::open_tree_clone(null.as_fd(), false)?
+    };
+    api::move_mount_to_fd(tree.as_fd(), target.as_fd())
 }
 
-/// Writes linux.sysctl through the container's /proc/sys.
+/// A recursive read-only bind of the target onto itself, made detached from
+/// its descriptor and attached back onto that same descriptor.
+fn readonly_path(path: &Path) -> Result<()> {
+    use crate::mount_api::{self as api, MOUNT_ATTR_RDONLY};
+    let target = match open_path(path, true) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let tree = api::open_tree_clone(target.as_fd(), true)?;
+    api::mount_setattr_fd(tree.as_fd(), MOUNT_ATTR_RDONLY, 0)?;
+    api::move_mount_to_fd(tree.as_fd(), target.as_fd())
+}
+
+/// Writes linux.sysctl through a procfs we know is one, never through
+/// paths of the image: when the container's /proc is not procfs (proc
+/// mounted elsewhere, or not at all), `/proc/sys/kernel/domainname` could
+/// be the image's symlink to another sysctl (issue 14, escape 3).
 fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctl = spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default();
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let proc = open_procfs()?;
     for (key, value) in sysctl {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value.as_bytes()).with_context(|| format!("write sysctl {key}"))?;
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        let file = openat2_beneath(proc.as_fd(), &rel)
+            .with_context(|| format!("write sysctl {key}: open /proc/{rel}"))?;
+        nix::unistd::write(&file, value.as_bytes())
+            .with_context(|| format!("write sysctl {key}"))?;
     }
     Ok(())
+}
+
+/// A procfs of our own (a detached fsmount, in our pid namespace), or the
+/// container's /proc when that is refused, checked by fstatfs to be procfs.
+fn open_procfs() -> Result<std::os::fd::OwnedFd> {
+    use crate::mount_api as api;
+    let detached = api::fsopen(c"proc").and_then(|ctx| {
+        api::fsconfig_create(ctx.as_fd())?;
+        api::fsmount(ctx.as_fd(), 0)
+    });
+    let fd = match detached {
+        Ok(fd) => fd,
+        // (No log line: past pivot_root the log's path is the container's.)
+        Err(_) => {
+            use std::os::fd::FromRawFd;
+            let flags = nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::open("/proc", flags, Mode::empty()).context("open /proc")?;
+            // SAFETY: open just returned this descriptor; nothing else owns it.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+        }
+    };
+    let fs = nix::sys::statfs::fstatfs(&fd).context("statfs /proc")?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("/proc is not procfs: refusing to write sysctls through it");
+    }
+    Ok(fd)
+}
+
+/// openat2(O_WRONLY) of `rel` beneath `dir`, following no symlink and
+/// crossing no mount.
+fn openat2_beneath(dir: std::os::fd::BorrowedFd<'_>, rel: &str) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const RESOLVE_NO_XDEV: u64 = 0x01;
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
+    };
+    let path = std::ffi::CString::new(rel)?;
+    // SAFETY: path is NUL-terminated and how a valid open_how of the size
+    // we pass; the kernel only reads both.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 #[cfg(test)]

@@ -374,3 +374,28 @@ fn joining_a_user_namespace_by_path() {
         assert_ne!(inside[name], ns_link(&pid, name), "{name} is A's");
     }
 }
+
+/// In a new network namespace `lo` is up, as runc and crun leave it
+/// (IFF_UP in the kernel's flags, and 127.0.0.1 answers); joining the
+/// host's network namespace leaves its devices alone.
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    let b = bundle(
+        "netns-lo",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/class/net/lo/flags; nc -l -p 4321 >/dev/null & \
+             for i in $(seq 50); do \
+               echo x | nc -w 1 127.0.0.1 4321 2>/dev/null && { echo connected; break; }; \
+               sleep 0.1; \
+             done; kill $! 2>/dev/null; true",
+        ],
+    );
+    let out = b.run_ok();
+    let mut lines = out.lines();
+    let flags = lines.next().expect("flags line");
+    let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).expect("hex flags");
+    assert_eq!(flags & 0x1, 0x1, "IFF_UP not set: {out}");
+    assert_eq!(lines.next(), Some("connected"), "{out}");
+}

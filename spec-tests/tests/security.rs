@@ -788,3 +788,151 @@ fn exec_children_hold_no_host_directory_fd() {
     assert!(!log.contains("REACHED"), "the host was reached:\n{log}");
     marker.assert_untouched();
 }
+
+/// Deletes (force) the named containers when dropped, pass or fail.
+struct DeleteOnDrop(Vec<String>);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = ozz(&["delete", "--force", id]);
+        }
+    }
+}
+
+/// Issue 14, escape 2 (the CVE-2025-31133 pattern): the container's /dev
+/// is a bind of a host directory that another party changes. A racer keeps
+/// swapping its `null` between the null device and a symlink to
+/// /proc/sys/kernel/core_pattern while containers are created: a masked
+/// path must never become that file (it would be a writable bind of the
+/// host's core_pattern). Creates refused because `null` was the symlink
+/// are fine.
+#[test]
+fn masked_paths_never_bind_a_swapped_dev_null() {
+    // The baseline bound a swapped null within 40 creates in most runs; a
+    // time bound keeps a slow machine's run short.
+    const CREATES: usize = 300;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let core_pattern = std::fs::read("/proc/sys/kernel/core_pattern").unwrap();
+    let dev = HostDir::new("nullrace-dev");
+    let node = dev.path.join("nullnode");
+    let st = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod");
+    std::fs::hard_link(&node, dev.path.join("null")).unwrap();
+    let mut b = bundle("nullrace", &["sleep", "100"]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| {
+        m["destination"] != "/dev" && !m["destination"].as_str().unwrap().starts_with("/dev/")
+    });
+    mounts.push(json!({
+        "destination": "/dev", "type": "bind",
+        "source": dev.path, "options": ["rbind", "rw"]
+    }));
+    let masked: Vec<String> = b.config["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .filter(|p| Path::new(p).is_file())
+        .collect();
+    assert!(!masked.is_empty(), "no masked file exists on this kernel");
+    b.write();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut created, mut refused, mut hits) = (0, 0, Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (null, tmp) = (dev.path.join("null"), dev.path.join("null.tmp"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", &tmp);
+                let _ = std::fs::rename(&tmp, &null);
+                let _ = std::fs::hard_link(&node, &tmp);
+                let _ = std::fs::rename(&tmp, &null);
+            }
+        });
+        for i in 0..CREATES {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let id = format!("{}-{i}", b.id);
+            let _guard = DeleteOnDrop(vec![id.clone()]);
+            let out = ozz_quiet(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+            if !out.status.success() {
+                refused += 1;
+                continue;
+            }
+            created += 1;
+            let state: serde_json::Value =
+                serde_json::from_slice(&ozz(&["state", &id]).stdout).unwrap();
+            let pid = state["pid"].as_i64().unwrap();
+            for path in &masked {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                let inside = format!("/proc/{pid}/root{path}");
+                let meta = std::fs::metadata(&inside).unwrap();
+                if !meta.file_type().is_char_device() || meta.rdev() != 0x103 {
+                    hits.push(format!("{id}: {path} is not /dev/null ({meta:?})"));
+                }
+            }
+            if !hits.is_empty() {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    eprintln!("{created} created, {refused} refused, hits: {hits:#?}");
+    assert!(hits.is_empty(), "a masked path was bound to something else");
+    assert!(created > 0, "no create succeeded: the race proves nothing");
+    assert_eq!(
+        std::fs::read("/proc/sys/kernel/core_pattern").unwrap(),
+        core_pattern,
+        "the host's core_pattern changed"
+    );
+}
+
+/// Issue 14, escape 3: with proc mounted elsewhere (here /myproc) and the
+/// image's /proc a plain directory, an image symlink
+/// `/proc/sys/kernel/domainname -> /myproc/sys/kernel/hostname` redirected
+/// the `kernel.domainname` sysctl. It must set the domain name, only.
+#[test]
+fn sysctl_is_not_redirected_by_an_image_symlink() {
+    let rootfs = HostDir::rootfs_copy("sysctl-link");
+    let kernel = rootfs.path.join("proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::os::unix::fs::symlink("/myproc/sys/kernel/hostname", kernel.join("domainname")).unwrap();
+    std::fs::create_dir_all(rootfs.path.join("myproc")).unwrap();
+    // Runtimes reach their own descriptors through /proc/self.
+    std::os::unix::fs::symlink("/myproc/self", rootfs.path.join("proc/self")).unwrap();
+    let mut b = bundle(
+        "sysctl-link",
+        &[
+            "sh",
+            "-c",
+            "cat /myproc/sys/kernel/hostname /myproc/sys/kernel/domainname",
+        ],
+    );
+    b.config["root"]["path"] = json!(rootfs.path);
+    b.config["hostname"] = json!("ozz-sysctl-host");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "ozz-sysctl-domain"});
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != "/proc");
+    mounts.push(json!({"destination": "/myproc", "type": "proc", "source": "proc"}));
+    let out = b.run();
+    eprintln!(
+        "{:?} {:?} {:?}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ozz-sysctl-host\nozz-sysctl-domain\n");
+    // The image's symlink is still there, untouched.
+    assert!(kernel
+        .join("domainname")
+        .symlink_metadata()
+        .unwrap()
+        .is_symlink());
+}
