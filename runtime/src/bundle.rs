@@ -108,6 +108,8 @@ fn check_objects(config: &serde_json::Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
 /// Typed parsing of `data`; only when that fails, once more after
 /// `normalize` has fixed the JSON. When normalizing changed nothing, the
 /// first error is kept: its line and column point into the file.
