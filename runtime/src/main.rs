@@ -66,11 +66,11 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             // One line, outermost context first, like runc's "create: ...: reason".
-            let msg = if exec {
+            let msg = log::one_line(&if exec {
                 format!("exec failed: {err:#}")
             } else {
                 format!("{err:#}")
-            };
+            });
             log::error(&msg);
             eprintln!("{msg}");
             std::process::exit(if exec { 255 } else { 1 });
@@ -86,6 +86,9 @@ fn print_version() {
 /// Runs one command; the Ok value is the process exit code.
 fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     let root = state::root_dir(global.root.as_deref());
+    if root.exists() && !root.is_dir() {
+        anyhow::bail!("--root {}: not a directory", root.display());
+    }
     match command {
         Command::Create(args) => cli::create::run(global, &root, &args).map(|_| 0),
         Command::Start(args) => cli::start::run(&root, &args.id).map(|_| 0),

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, Process};
 
-use crate::cli::create::{listen_fds, reserve_preserved_fds, write_pid_file};
+use crate::cli::create::{preserved_fd_count, reserve_preserved_fds, write_pid_file};
 use crate::cli::ExecArgs;
 use crate::foreground;
 use crate::namespaces::NamespacePlan;
@@ -18,7 +18,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     crate::security::exe_seal::reexec_sealed_if_needed()?;
     // why: first, so the state lock cannot take a number the caller left
     // free among the preserved ones and be passed into the container.
-    let extra_fds = args.preserve_fds + listen_fds();
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::open(root, &args.id)?;
     let state = dir.load()?;

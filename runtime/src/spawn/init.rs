@@ -132,7 +132,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     close_inherited_fds(3 + config.extra_fds)?;
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
@@ -170,7 +176,11 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
     }
     let errno = exec_args.exec();
-    Err(exec_args.error(errno))
+    let err = exec_args.error(errno);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
 }
 
 /// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
