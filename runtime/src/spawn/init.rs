@@ -69,6 +69,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             None
         }
     };
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel, fd_dir.as_ref());
+    }
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -129,7 +132,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     close_inherited_fds(3 + config.extra_fds)?;
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
@@ -167,7 +176,11 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
     }
     let errno = exec_args.exec();
-    Err(exec_args.error(errno))
+    let err = exec_args.error(errno);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
 }
 
 /// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
@@ -215,6 +228,23 @@ fn connect_seccomp_listener(
         .and_then(|l| l.seccomp().as_ref())
         .and_then(|s| s.listener_metadata().as_deref());
     seccomp::ListenerMessage::new(socket, state_json, pid, metadata).map(Some)
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(
+    config: &ChildConfig,
+    channel: &Channel,
+    fd_dir: Option<&std::os::fd::OwnedFd>,
+) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fd_dir, fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 /// The caller's stderr from before the pty became ours (-1: none kept).
