@@ -3,8 +3,8 @@
 
 mod beancounters;
 mod bundle;
-mod checkpoint;
 mod cgroups;
+mod checkpoint;
 mod cli;
 mod console;
 mod errors;

@@ -76,9 +76,9 @@ pub fn check(binary: &Path) -> Result<()> {
         .status();
     match status {
         Ok(s) if s.success() => Ok(()),
-        Ok(_) => bail!(
-            "criu cannot checkpoint on this kernel: `criu check` fails (run it to see why)"
-        ),
+        Ok(_) => {
+            bail!("criu cannot checkpoint on this kernel: `criu check` fails (run it to see why)")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "criu binary {} not found (install criu, or give --criu PATH)",
             binary.display()
@@ -180,8 +180,8 @@ fn external_mounts(spec: &Spec, bundle: &Path, restore: bool) -> Vec<Ext_mount_m
     };
     for m in spec.mounts().clone().unwrap_or_default() {
         let opts = m.options().clone().unwrap_or_default();
-        let is_bind = m.typ().as_deref() == Some("bind")
-            || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let is_bind =
+            m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
         if !is_bind {
             continue;
         }
@@ -454,8 +454,8 @@ pub fn restore(binary: &Path, req: RestoreRequest) -> Result<i32> {
     if let Some(fd) = req.common.status_fd {
         keep.push(fd);
     }
-    let new_net = crate::namespaces::NamespacePlan::from_spec(req.spec)
-        .creates(LinuxNamespaceType::Network);
+    let new_net =
+        crate::namespaces::NamespacePlan::from_spec(req.spec).creates(LinuxNamespaceType::Network);
     let worker = swrk::Worker {
         binary,
         keep_fds: keep,

@@ -15,7 +15,9 @@ use nix::sys::socket::{
     recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
 use protobuf::Message;
-use rust_criu::rust_criu_protobuf::rpc::{Criu_notify, Criu_opts, Criu_req, Criu_req_type, Criu_resp};
+use rust_criu::rust_criu_protobuf::rpc::{
+    Criu_notify, Criu_opts, Criu_req, Criu_req_type, Criu_resp,
+};
 
 /// rpc.proto's largest message is far below this; CRIU's own limit.
 const MAX_MSG: usize = 1 << 20;
@@ -85,7 +87,10 @@ pub fn call(
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("criu binary {} not found (install criu, or give --criu PATH)", worker.binary.display())
+            bail!(
+                "criu binary {} not found (install criu, or give --criu PATH)",
+                worker.binary.display()
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("start {}", worker.binary.display())),
     };
@@ -120,7 +125,10 @@ fn exchange(
         let (resp, fd) = recv(sock).with_context(|| format!("criu {kind:?} failed{}", where_()))?;
         if resp.type_() == Criu_req_type::NOTIFY {
             let script = resp.notify.script().to_string();
-            crate::log::debug(&format!("criu notification {script} (pid {})", resp.notify.pid()));
+            crate::log::debug(&format!(
+                "criu notification {script} (pid {})",
+                resp.notify.pid()
+            ));
             let outcome = notify(&script, &resp.notify, fd);
             let mut ack = Criu_req::new();
             ack.set_type(Criu_req_type::NOTIFY);

@@ -62,8 +62,7 @@ fn restore(
         None => None,
     };
     let dir = ContainerDir::create(root, &args.id)?;
-    let cgroup_path = match cgroups::container_path(&bundle.spec, &args.id, global.systemd_cgroup)
-    {
+    let cgroup_path = match cgroups::container_path(&bundle.spec, &args.id, global.systemd_cgroup) {
         Ok(p) => p,
         Err(e) => {
             let _ = dir.destroy();
