@@ -93,10 +93,12 @@ bench: deps build
 	hack/bench --ozz $(OZZ)
 
 # hack/bench inside the cgroup v2 guest, where crun runs beside runc (Debian's
-# crun 1.8 needs cgroup v2). Not part of `make test`: timings under TCG.
+# crun 1.8 needs cgroup v2). Not part of `make test`: timings under TCG. The
+# checkout is shared as for the e2e targets (GUEST_RWDIRS): from a clone under
+# /tmp, hack/bench and the binary would otherwise be missing in the guest.
 bench-v2: deps build
 	command -v crun >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends crun
-	hack/v2-guest hack/bench --ozz $(OZZ) $(BENCH_ARGS)
+	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/bench --ozz $(OZZ) $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

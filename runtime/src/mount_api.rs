@@ -91,3 +91,76 @@ pub fn fsmount(ctx: BorrowedFd<'_>, attrs: libc::c_uint) -> Result<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
     owned(fd).context("fsmount")
 }
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// A detached copy of the mount (a bind) of whatever `fd` names: the file
+/// or directory itself, never a path looked up again.
+pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is an empty NUL-terminated string (AT_EMPTY_PATH);
+    // the other arguments are integers.
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    owned(tree).context("open_tree")
+}
+
+/// Attaches the detached mount `from` on top of what `to` names.
+pub fn move_mount_to_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: both paths are empty NUL-terminated strings, the mounts are
+    // named by the descriptors (the *_EMPTY_PATH flags).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error()).context("move_mount");
+    }
+    Ok(())
+}
+
+/// mount_setattr(AT_RECURSIVE) on the mount tree `fd` names (a detached
+/// one from open_tree included).
+pub fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is an empty NUL-terminated string and attr a valid
+    // mount_attr of the size we pass; the kernel only reads both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("mount_setattr");
+    }
+    Ok(())
+}

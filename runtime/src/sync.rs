@@ -92,6 +92,12 @@ fn raise_send_buffer(fd: RawFd, bytes: libc::c_int) {
     }
 }
 
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let data = msg.encode();

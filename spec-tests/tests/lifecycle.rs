@@ -58,6 +58,9 @@ fn create_start_state_delete() {
         !out.status.success(),
         "delete of a running container must fail"
     );
+    // A pid namespace's init ignores a SIGTERM it has no handler for: send
+    // it only once the shell has installed its trap (SigCgt has the bit).
+    wait_until_catches(pid, libc::SIGTERM);
     let out = ozz(&["kill", &b.id, "TERM"]);
     assert!(out.status.success(), "kill: {}", stderr(&out));
     b.wait_status("stopped");
@@ -68,6 +71,21 @@ fn create_start_state_delete() {
     // The cgroup is gone with it.
     assert!(!b.cgroup_dir("pids").exists() && !b.cgroup_dir("").join("cgroup.procs").exists());
     assert!(process_gone(pid));
+}
+
+/// Waits (bounded) until `pid` has a handler installed for `signal`.
+fn wait_until_catches(pid: i64, signal: i32) {
+    for _ in 0..500 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status_field(&status, "SigCgt")
+            .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("process {pid} never installed a handler for signal {signal}");
 }
 
 #[test]

@@ -437,7 +437,9 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
             // One clear line: a bad directory, or the check of CVE-2024-21626.
             let err = stderr(&out);
             assert!(
-                err.contains("outside of the container's root") || err.contains("chdir to cwd"),
+                err.contains("outside of the container's root")
+                    || err.contains("chdir to cwd")
+                    || err.contains("create cwd"),
                 "fd {n}: {err}"
             );
         }
@@ -692,4 +694,247 @@ fn has_interpreter(path: &Path) -> bool {
     let phoff = u64::from_le_bytes(data[0x20..0x28].try_into().unwrap()) as usize;
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     (0..phnum).any(|i| u32_at(phoff + i * phentsize) == 3)
+}
+
+/// For every descriptor, root and working directory of every process it
+/// can see, tries to reach the host's marker through
+/// `/proc/PID/fd/N/../../..` (`..` past the root of a host directory
+/// climbs to the host's root). Prints `REACHED` for a
+/// hit, `pid1-fds N` (how many of the init's descriptors it could see: the
+/// scan proves nothing if /proc/1/fd is closed to it) and `scanned`.
+fn fd_walk_scan(marker: &HostMarker) -> String {
+    let ups = "/..".repeat(24);
+    format!(
+        r#"for f in /proc/[0-9]*/fd/* /proc/[0-9]*/root /proc/[0-9]*/cwd; do
+  if [ -f "$f{ups}{dir}/marker" ]; then echo "REACHED $f $(readlink $f)"; fi
+done
+n=0; for f in /proc/1/fd/*; do [ -e "$f" ] || [ -L "$f" ] && n=$((n+1)); done
+echo "pid1-fds $n"; echo scanned"#,
+        dir = marker.dir.display()
+    )
+}
+
+/// Issue 14, escape 1: the waiting init of a created container held the
+/// state directory's lock fd and the cgroup directory fd until exec; a
+/// process in the container with CAP_SYS_PTRACE read the host through them.
+#[test]
+fn created_init_holds_no_host_directory_fd() {
+    let marker = HostMarker::new("fdwalk");
+    let mut b = bundle("fdwalk-created", &["sleep", "100"]);
+    b.add_caps(&["CAP_SYS_PTRACE"]);
+    b.create_ok();
+    let out = ozz(&["exec", &b.id, "sh", "-c", &fd_walk_scan(&marker)]);
+    let text = stdout(&out);
+    eprintln!("scan: {text}{}", stderr(&out));
+    assert!(out.status.success(), "exec: {}", stderr(&out));
+    assert!(text.contains("scanned"), "{text}");
+    let pid1_fds: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid1-fds "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(pid1_fds >= 3, "the init's fds were not visible: {text}");
+    assert!(!text.contains("REACHED"), "the host was reached: {text}");
+    assert_eq!(b.status(), "created");
+    marker.assert_untouched();
+}
+
+/// The same through `ozz exec` children, caught between clone and execve:
+/// a scanner in the container loops over /proc/*/fd/* while many execs run.
+#[test]
+fn exec_children_hold_no_host_directory_fd() {
+    let marker = HostMarker::new("fdwalk-race");
+    let scan = fd_walk_scan(&marker);
+    let script = format!(
+        "i=0; while [ ! -e /out/stop ]; do ( {scan} ) | grep REACHED >> /out/scan.log; \
+         i=$((i+1)); echo $i > /out/loops; done; echo done > /out/finished; sleep 100"
+    );
+    let (mut b, out_dir) = out_bundle("fdwalk-exec", &script);
+    b.add_caps(&["CAP_SYS_PTRACE"]);
+    b.create_and_start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let execs = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while std::time::Instant::now() < deadline {
+                    let out = ozz(&["exec", &b.id, "true"]);
+                    assert!(out.status.success(), "exec: {}", stderr(&out));
+                    execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    std::fs::write(out_dir.join("stop"), "").unwrap();
+    for _ in 0..500 {
+        if out_dir.join("finished").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let log = std::fs::read_to_string(out_dir.join("scan.log")).unwrap_or_default();
+    let loops = std::fs::read_to_string(out_dir.join("loops")).unwrap_or_default();
+    eprintln!(
+        "{} execs, {} scanner loops, log:\n{log}",
+        execs.into_inner(),
+        loops.trim()
+    );
+    assert!(
+        out_dir.join("finished").exists(),
+        "the scanner never finished"
+    );
+    assert!(
+        loops.trim().parse::<u32>().unwrap_or(0) > 0,
+        "the scanner never ran"
+    );
+    assert!(!log.contains("REACHED"), "the host was reached:\n{log}");
+    marker.assert_untouched();
+}
+
+/// Deletes (force) the named containers when dropped, pass or fail.
+struct DeleteOnDrop(Vec<String>);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = ozz(&["delete", "--force", id]);
+        }
+    }
+}
+
+/// Issue 14, escape 2 (the CVE-2025-31133 pattern): the container's /dev
+/// is a bind of a host directory that another party changes. A racer keeps
+/// swapping its `null` between the null device and a symlink to
+/// /proc/sys/kernel/core_pattern while containers are created: a masked
+/// path must never become that file (it would be a writable bind of the
+/// host's core_pattern). Creates refused because `null` was the symlink
+/// are fine.
+#[test]
+fn masked_paths_never_bind_a_swapped_dev_null() {
+    // The baseline bound a swapped null within 40 creates in most runs; a
+    // time bound keeps a slow machine's run short.
+    const CREATES: usize = 300;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let core_pattern = std::fs::read("/proc/sys/kernel/core_pattern").unwrap();
+    let dev = HostDir::new("nullrace-dev");
+    let node = dev.path.join("nullnode");
+    let st = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod");
+    std::fs::hard_link(&node, dev.path.join("null")).unwrap();
+    let mut b = bundle("nullrace", &["sleep", "100"]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| {
+        m["destination"] != "/dev" && !m["destination"].as_str().unwrap().starts_with("/dev/")
+    });
+    mounts.push(json!({
+        "destination": "/dev", "type": "bind",
+        "source": dev.path, "options": ["rbind", "rw"]
+    }));
+    let masked: Vec<String> = b.config["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .filter(|p| Path::new(p).is_file())
+        .collect();
+    assert!(!masked.is_empty(), "no masked file exists on this kernel");
+    b.write();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut created, mut refused, mut hits) = (0, 0, Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (null, tmp) = (dev.path.join("null"), dev.path.join("null.tmp"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", &tmp);
+                let _ = std::fs::rename(&tmp, &null);
+                let _ = std::fs::hard_link(&node, &tmp);
+                let _ = std::fs::rename(&tmp, &null);
+            }
+        });
+        for i in 0..CREATES {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let id = format!("{}-{i}", b.id);
+            let _guard = DeleteOnDrop(vec![id.clone()]);
+            let out = ozz_quiet(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
+            if !out.status.success() {
+                refused += 1;
+                continue;
+            }
+            created += 1;
+            let state: serde_json::Value =
+                serde_json::from_slice(&ozz(&["state", &id]).stdout).unwrap();
+            let pid = state["pid"].as_i64().unwrap();
+            for path in &masked {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                let inside = format!("/proc/{pid}/root{path}");
+                let meta = std::fs::metadata(&inside).unwrap();
+                if !meta.file_type().is_char_device() || meta.rdev() != 0x103 {
+                    hits.push(format!("{id}: {path} is not /dev/null ({meta:?})"));
+                }
+            }
+            if !hits.is_empty() {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    eprintln!("{created} created, {refused} refused, hits: {hits:#?}");
+    assert!(hits.is_empty(), "a masked path was bound to something else");
+    assert!(created > 0, "no create succeeded: the race proves nothing");
+    assert_eq!(
+        std::fs::read("/proc/sys/kernel/core_pattern").unwrap(),
+        core_pattern,
+        "the host's core_pattern changed"
+    );
+}
+
+/// Issue 14, escape 3: with proc mounted elsewhere (here /myproc) and the
+/// image's /proc a plain directory, an image symlink
+/// `/proc/sys/kernel/domainname -> /myproc/sys/kernel/hostname` redirected
+/// the `kernel.domainname` sysctl. It must set the domain name, only.
+#[test]
+fn sysctl_is_not_redirected_by_an_image_symlink() {
+    let rootfs = HostDir::rootfs_copy("sysctl-link");
+    let kernel = rootfs.path.join("proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::os::unix::fs::symlink("/myproc/sys/kernel/hostname", kernel.join("domainname")).unwrap();
+    std::fs::create_dir_all(rootfs.path.join("myproc")).unwrap();
+    // Runtimes reach their own descriptors through /proc/self.
+    std::os::unix::fs::symlink("/myproc/self", rootfs.path.join("proc/self")).unwrap();
+    let mut b = bundle(
+        "sysctl-link",
+        &[
+            "sh",
+            "-c",
+            "cat /myproc/sys/kernel/hostname /myproc/sys/kernel/domainname",
+        ],
+    );
+    b.config["root"]["path"] = json!(rootfs.path);
+    b.config["hostname"] = json!("ozz-sysctl-host");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "ozz-sysctl-domain"});
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != "/proc");
+    mounts.push(json!({"destination": "/myproc", "type": "proc", "source": "proc"}));
+    let out = b.run();
+    eprintln!(
+        "{:?} {:?} {:?}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ozz-sysctl-host\nozz-sysctl-domain\n");
+    // The image's symlink is still there, untouched.
+    assert!(kernel
+        .join("domainname")
+        .symlink_metadata()
+        .unwrap()
+        .is_symlink());
 }

@@ -16,6 +16,10 @@ use crate::sync::Msg;
 
 pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     crate::security::exe_seal::reexec_sealed_if_needed()?;
+    // why: first, so the state lock cannot take a number the caller left
+    // free among the preserved ones and be passed into the container.
+    let extra_fds = args.preserve_fds + listen_fds();
+    reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::open(root, &args.id)?;
     let state = dir.load()?;
     match state.status(&dir.path) {
@@ -28,8 +32,6 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     if terminal && args.detach && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }
-    let extra_fds = args.preserve_fds + listen_fds();
-    reserve_preserved_fds(extra_fds)?;
 
     // A console socket only matters for a terminal, as in runc.
     let socket_path = args.console_socket.as_deref().filter(|_| terminal);
@@ -93,8 +95,9 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-        let process: Process = serde_json::from_slice(&data)
-            .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
+        let process: Process =
+            crate::bundle::parse_lenient(&data, crate::bundle::normalize_process)
+                .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("process args must not be empty");
         }

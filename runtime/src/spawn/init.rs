@@ -25,7 +25,7 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
     let text = format!("{err:#}");
     if channel.send(&Msg::Failed(text.clone())).is_err() {
         // After Ready the parent is gone: say it where the user sees it.
-        eprintln!("ozz: {text}");
+        report_after_ready(&text);
     }
     // SAFETY: _exit ends this process immediately, skipping atexit handlers
     // that belong to the parent's copy of the program.
@@ -33,6 +33,12 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
 }
 
 fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
+    // First of all: drop every descriptor of the parent's we do not need
+    // (the state directory lock, the cgroup directory, a log file). We may
+    // already be visible in the container's pid namespace, and a process
+    // there with CAP_SYS_PTRACE walks out through /proc/PID/fd/N/../..
+    let keep = super::kept_fds(config, channel);
+    super::close_fds_except(keep.low_end, &keep.singles)?;
     // Until exec nothing in the container may ptrace us or open our
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
@@ -42,23 +48,27 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // (a writer to a closed pipe dies), as runc and crun give them.
     // SAFETY: signal() with a constant disposition, no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    // execCPUAffinity.initial holds while the process enters its cgroup
-    // (on v2 it is born there, so initial and the cgroup apply together).
-    let affinity = config.process.exec_cpu_affinity().as_ref();
-    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
-        process::set_cpu_affinity(initial)?;
+    // (exec: the helper entered the cgroup and the container for us.)
+    if config.kind == ChildKind::Init {
+        enter_cgroup(config)?;
     }
-    config.cgroup_entry.join_self()?;
 
     let state_json = match channel.recv()? {
         Some(Msg::Proceed(state)) => state,
         _ => bail!("parent did not complete setup"),
     };
 
-    match config.kind {
+    // The seccomp agent's socket is a host path: connect before joining
+    // namespaces or pivoting (see security/seccomp/notify.rs).
+    let listener = connect_seccomp_listener(config, &state_json)?;
+
+    let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
-        ChildKind::Exec { target_pid } => join_container(target_pid)?,
-    }
+        ChildKind::Exec { .. } => {
+            nix::unistd::setsid().context("setsid")?;
+            None
+        }
+    };
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -69,6 +79,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
+        save_callers_stderr();
         crate::console::setup_in_container(socket, size)?;
     }
     if let Some(socket) = config.console_socket {
@@ -76,6 +87,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
 
     apply_process_attributes(&config.spec, process)?;
+    // As runc: the first chdir comes while we are still root, so a cwd
+    // that only root can reach (a 0700 /root) works for any user; only a
+    // permission error is retried once we are the process's user.
+    let cwd_pending = chdir_as_root(process)?;
 
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let filter = match config
@@ -93,26 +108,24 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     caps::prepare(capabilities)?;
     if no_new_privs {
         caps::set_no_new_privs()?;
-    } else if let Some(filter) = &filter {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-        // the process may be about to lose.
-        filter.install().context("load seccomp filter")?;
     }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
-    caps::apply(capabilities)?;
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it stays
+    // in permitted+effective until then, and execve drops it (see caps::apply).
+    caps::apply(capabilities, filter.is_some() && !no_new_privs)?;
 
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd)
-        .with_context(|| format!("chdir to cwd {:?} set in config.json", cwd))?;
+    if cwd_pending {
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd)
+            .with_context(|| format!("chdir to cwd {:?} set in config.json", cwd))?;
+    }
     verify_cwd_inside_root()?;
 
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_dir(process.user().uid())));
-    }
+    let env = process_env(process);
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
+    let exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
 
@@ -121,7 +134,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
-            let fifo = open_exec_fifo(fifo_fd)?;
+            // why: kept open until exec or _exit, not dropped when a step
+            // below fails: `start` takes the fifo's hangup as the end, and
+            // `run` then kills us before run() could report the failure.
+            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fd_dir.as_ref(), fifo_fd)?);
+            // The host's procfs is not kept a moment longer than needed.
+            drop(fd_dir);
             let start_hooks = config
                 .spec
                 .hooks()
@@ -132,16 +150,92 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
         None => None,
     };
-    if no_new_privs {
-        if let Some(filter) = &filter {
-            filter.install().context("load seccomp filter")?;
-        }
-    }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
-        (&*fifo).write_all(b"0").context("write exec fifo")?;
+        (&**fifo).write_all(b"0").context("write exec fifo")?;
     }
-    Err(process::exec(&program, &args, &env))
+    // The filter is the last thing before execve: from here on, no system
+    // call but execve (the profile may deny anything else), hence no
+    // allocation either; install() allocates only on failure. With
+    // SCMP_ACT_NOTIFY, one sendmsg hands the notify fd to the agent.
+    if let Some(filter) = &filter {
+        let notify_fd = filter.install().context("load seccomp filter")?;
+        if let (Some(fd), Some(listener)) = (notify_fd, &listener) {
+            listener
+                .send(fd)
+                .context("send the seccomp notify fd to the listener")?;
+        }
+    }
+    let errno = exec_args.exec();
+    Err(exec_args.error(errno))
+}
+
+/// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
+/// the message it gets once the filter is loaded.
+fn connect_seccomp_listener(
+    config: &ChildConfig,
+    state_json: &str,
+) -> Result<Option<seccomp::ListenerMessage>> {
+    let Some(profile) = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    else {
+        return Ok(None);
+    };
+    let Some(path) = profile.listener_path() else {
+        return Ok(None);
+    };
+    if !seccomp::uses_notify(profile) {
+        return Ok(None); // the spec: ignored without a notify rule
+    }
+    if config.kind != ChildKind::Init {
+        // why: an exec process is born inside the container (root, mount
+        // and pid namespaces), where neither the host's listenerPath nor
+        // its runtime-side pid can be found.
+        bail!("seccomp: SCMP_ACT_NOTIFY is not supported for exec yet");
+    }
+    let socket = seccomp::connect_listener(path)?;
+    // Our pid as the runtime sees it: /proc is still the runtime's here.
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+        .context("read our pid from /proc/self")?;
+    seccomp::ListenerMessage::new(
+        socket,
+        state_json,
+        pid,
+        profile.listener_metadata().as_deref(),
+    )
+    .map(Some)
+}
+
+/// The caller's stderr from before the pty became ours (-1: none kept).
+static CALLERS_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// why: with a terminal, fd 2 becomes the pty, and a failure after Ready (a
+/// startContainer hook, with the hook's own stderr in the message) would
+/// only reach whoever reads the pty, not the caller who ran the runtime.
+fn save_callers_stderr() {
+    if let Ok(fd) = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+        CALLERS_STDERR.store(fd, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One failure line on the caller's stderr (the saved one when a terminal
+/// took fd 2), else on fd 2.
+fn report_after_ready(text: &str) {
+    let line = format!("ozz: {text}\n");
+    let saved = CALLERS_STDERR.load(std::sync::atomic::Ordering::Relaxed);
+    if saved >= 0 {
+        // SAFETY: `saved` is our own descriptor, open until _exit.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(saved) };
+        if nix::unistd::write(fd, line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    eprint!("{line}");
 }
 
 fn empty_capabilities(
@@ -158,7 +252,11 @@ fn empty_capabilities(
 
 /// Namespaces the parent could not enter for us, identity inside a user
 /// namespace, the session, hostname, and the whole root filesystem.
-fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+/// Returns the init's /proc/self/fd directory as it was before pivot_root.
+fn init_namespaces_and_rootfs(
+    config: &ChildConfig,
+    channel: &Channel,
+) -> Result<Option<std::os::fd::OwnedFd>> {
     let plan = &config.plan;
     if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
         namespaces::join(LinuxNamespaceType::User, path)?;
@@ -166,9 +264,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.has(LinuxNamespaceType::User) {
         become_root_in_user_ns()?;
     }
+    let runtime_mnt_ns = namespaces::current_id(LinuxNamespaceType::Mount);
     if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
         namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
+    // why: without a mount namespace of its own (none asked, or the path
+    // names the runtime's own) the container shares the host's mounts:
+    // nothing may pivot, move or re-propagate the host's root there.
+    let shares_host_mounts = !plan.creates(LinuxNamespaceType::Mount)
+        && runtime_mnt_ns.is_some()
+        && namespaces::current_id(LinuxNamespaceType::Mount) == runtime_mnt_ns;
     nix::unistd::setsid().context("setsid")?;
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
@@ -186,10 +291,19 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
             set_domainname(domain)?;
         }
     }
-    if !plan.creates(LinuxNamespaceType::Mount) {
-        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    if plan.creates(LinuxNamespaceType::Network) {
+        bring_up_loopback()?;
     }
-    rootfs::prepare(&config.spec, &config.rootfs)?;
+    if shares_host_mounts {
+        // runc's phrase: masking would cover the host's own /proc and /sys.
+        let linux = config.spec.linux().as_ref();
+        let masked = linux.and_then(|l| l.masked_paths().as_ref());
+        let readonly = linux.and_then(|l| l.readonly_paths().as_ref());
+        if masked.is_some_and(|m| !m.is_empty()) || readonly.is_some_and(|r| !r.is_empty()) {
+            bail!("unable to restrict sys entries without a private MNT namespace");
+        }
+    }
+    rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -213,19 +327,57 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
-    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    // The exec fifo is reopened through our own /proc/self/fd (the host's
+    // procfs, reachable until pivot_root): the container may have no /proc.
+    let fd_dir = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
+    rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
+    create_cwd(config.process.cwd())?;
     rootfs::finish(&config.spec)?;
-    Ok(())
+    rootfs::finish_dev(&config.spec)?;
+    Ok(Some(fd_dir))
 }
 
-/// `exec`: enter every namespace of the running container (user first, so
-/// the others are entered with its rights; mount last).
-fn join_container(target_pid: i32) -> Result<()> {
+/// execCPUAffinity.initial holds while the process enters its cgroup (on
+/// v2 it is born there, so initial and the cgroup apply together).
+fn enter_cgroup(config: &ChildConfig) -> Result<()> {
+    let affinity = config.process.exec_cpu_affinity().as_ref();
+    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
+        process::set_cpu_affinity(initial)?;
+    }
+    config.cgroup_entry.join_self()
+}
+
+/// `exec`, in the helper that clones the process (spawn::clone_exec_child):
+/// the cgroup, every namespace of the running container (user first, so
+/// the others are entered with its rights; mount last), its root, and
+/// pid and time namespaces for the child. Every descriptor opened here is
+/// closed on return, before the clone.
+pub fn enter_container(config: &ChildConfig, target_pid: i32) -> Result<()> {
     use LinuxNamespaceType as T;
-    // The container's root, opened while /proc is still the host's: after
-    // joining the mount namespace the host PID means nothing.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    enter_cgroup(config)?;
+    // The container's root and its pid and time namespaces, opened while
+    // /proc is still the host's: after joining the mount namespace the host
+    // PID means nothing.
     let root = std::fs::File::open(format!("/proc/{target_pid}/root"))
         .context("open the container's root")?;
+    let mut for_children = Vec::new();
+    for typ in [T::Pid, T::Time] {
+        let path = format!("/proc/{target_pid}/ns/{}", namespaces::proc_name(typ));
+        if Path::new(&path).exists() && !super::same_namespace(Path::new(&path), typ) {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("open {} namespace {path}", namespaces::proc_name(typ)))?;
+            for_children.push((typ, file));
+        }
+    }
     let mut joined_user = false;
     for typ in [T::User, T::Ipc, T::Uts, T::Network, T::Cgroup, T::Mount] {
         let path = format!("/proc/{target_pid}/ns/{}", namespaces::proc_name(typ));
@@ -241,7 +393,11 @@ fn join_container(target_pid: i32) -> Result<()> {
     nix::unistd::fchdir(root.as_raw_fd()).context("enter the container's root")?;
     nix::unistd::chroot(".").context("enter the container's root")?;
     nix::unistd::chdir("/")?;
-    nix::unistd::setsid().context("setsid")?;
+    drop(root);
+    for (typ, file) in for_children {
+        nix::sched::setns(&file, namespaces::clone_flag(typ))
+            .with_context(|| format!("join {} namespace", namespaces::proc_name(typ)))?;
+    }
     Ok(())
 }
 
@@ -284,10 +440,20 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     if let Some(scheduler) = process.scheduler() {
         process::set_scheduler(scheduler)?;
     }
-    // execCPUAffinity.final: the affinity once inside the cgroup.
+    // execCPUAffinity.final: the affinity once inside the cgroup; without
+    // it, every CPU the cgroup allows, not the affinity of whoever ran ozz
+    // (`taskset -c 0 ozz run`), as runc resets it.
     let affinity = process.exec_cpu_affinity().as_ref();
-    if let Some(list) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
-        process::set_cpu_affinity(list)?;
+    match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        Some(list) => process::set_cpu_affinity(list)?,
+        None => process::reset_cpu_affinity()?,
+    }
+    if let Some(policy) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        process::set_memory_policy(policy)?;
     }
     if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         process::set_personality(&personality.domain())?;
@@ -339,6 +505,93 @@ fn verify_cwd_inside_root() -> Result<()> {
     Ok(())
 }
 
+/// Brings up `lo` in the container's new network namespace, as runc and
+/// crun do: a fresh namespace has its loopback device down, and programs
+/// expect 127.0.0.1 to answer.
+fn bring_up_loopback() -> Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: socket() takes plain integers; the descriptor is checked and
+    // then owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: socket");
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the ifreq we own, named by ifr_name.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: get flags");
+    }
+    // SAFETY: SIOCGIFFLAGS just set the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: set flags");
+    }
+    Ok(())
+}
+
+/// A cwd missing in the rootfs is made (0755, owned by the container's
+/// root) before the rootfs turns read-only, as runc does.
+fn create_cwd(cwd: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if cwd.exists() {
+        return Ok(());
+    }
+    let mut missing: Vec<&Path> = cwd.ancestors().take_while(|p| !p.exists()).collect();
+    missing.reverse();
+    for dir in missing {
+        match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+            Ok(()) => {
+                // The mode is exact, whatever the caller's umask.
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("create cwd {}", cwd.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("create cwd {}", cwd.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The first chdir to the cwd, as root. True when it must be retried after
+/// the switch to the process's user (root was refused: EACCES/EPERM, e.g.
+/// a root-squashed or user-namespaced mount the user owns).
+fn chdir_as_root(process: &Process) -> Result<bool> {
+    let cwd = process.cwd();
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("chdir to cwd {:?} set in config.json", cwd)),
+    }
+}
+
+/// The process's environment as runc builds it: a key given twice keeps
+/// its first place and its last value, and a missing or empty HOME becomes
+/// the user's home from /etc/passwd (or /).
+fn process_env(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    for entry in process.env().iter().flatten() {
+        let key = entry.split('=').next().unwrap_or_default();
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(slot) => slot.clone_from(entry),
+            None => env.push(entry.clone()),
+        }
+    }
+    let home = format!("HOME={}", home_dir(process.user().uid()));
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(slot) if slot.as_str() == "HOME=" => *slot = home,
+        Some(_) => {}
+        None => env.push(home),
+    }
+    env
+}
+
 /// HOME from the container's own /etc/passwd (we are past pivot_root).
 fn home_dir(uid: u32) -> String {
     process::passwd_field(uid, 5).unwrap_or_else(|| "/".to_string())
@@ -363,10 +616,25 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading.
-fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{fifo_fd}"))
-        .context("open exec fifo")
+/// Blocks until `start` opens exec.fifo for reading. `fd_dir`: our
+/// /proc/self/fd opened before pivot_root, else the current /proc's.
+fn open_exec_fifo(fd_dir: Option<&std::os::fd::OwnedFd>, fifo_fd: RawFd) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = match fd_dir {
+        Some(dir) => nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            fifo_fd.to_string().as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fifo_fd}").as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+    }
+    .context("open exec fifo")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

@@ -100,12 +100,31 @@ fn clone3(flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
 /// namespace and come back, so a short-lived helper joins it and clones the
 /// child with CLONE_PARENT (it is our child all the same), reports its pid
 /// through a pipe and exits. Returns 0 in the child, like [`clone3`].
-fn clone3_in_user_ns(user_ns: &Path, flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
+fn clone3_in_user_ns(
+    user_ns: &Path,
+    flags: CloneFlags,
+    cgroup_fd: Option<RawFd>,
+    keep: &KeptFds,
+) -> Result<i32> {
     use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     let helper = clone3(CloneFlags::empty(), None)?;
     if helper == 0 {
         drop(rd);
+        // why: the helper is already in a pid namespace joined by path,
+        // where the container's processes can see it; it keeps only what
+        // it and the child need (the cgroup fd goes with the child's clone).
+        let mut singles = keep.singles.clone();
+        singles.push(wr.as_raw_fd());
+        singles.extend(cgroup_fd);
+        if let Err(e) = close_fds_except(keep.low_end, &singles) {
+            let mut report = std::fs::File::from(wr);
+            let _ = report.write_all(&(-1i32).to_ne_bytes());
+            let _ = report.write_all(format!("{e:#}").as_bytes());
+            // SAFETY: as below, the helper ends at once.
+            unsafe { libc::_exit(0) }
+        }
         let result = namespaces::join(LinuxNamespaceType::User, user_ns)
             .and_then(|()| clone3(flags | CloneFlags::CLONE_PARENT, cgroup_fd));
         if let Ok(0) = result {
@@ -140,6 +159,43 @@ fn clone3_in_user_ns(user_ns: &Path, flags: CloneFlags, cgroup_fd: Option<RawFd>
     Ok(pid)
 }
 
+/// The descriptors a child keeps from the parent's table: every fd below
+/// `low_end` (stdio and the preserved ones) and the listed ones.
+pub struct KeptFds {
+    pub low_end: u32,
+    pub singles: Vec<RawFd>,
+}
+
+/// Closes every descriptor except those below `low_end` and those in
+/// `singles`: whatever else the parent holds (the state directory and its
+/// lock, the cgroup directory of CLONE_INTO_CGROUP, a log file) must not
+/// live in a process the container can reach through /proc/PID/fd, where
+/// `/proc/PID/fd/N/..` walks out of its root. Close-on-exec is no help
+/// there: it only acts at execve.
+pub fn close_fds_except(low_end: u32, singles: &[RawFd]) -> Result<()> {
+    let mut keep: Vec<u32> = singles
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= low_end)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next = low_end;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > next {
+            let last = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // SAFETY: close_range takes plain integers; the range holds none
+            // of the descriptors this process still uses.
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, next, last, 0) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error()).context("close_range");
+            }
+        }
+        next = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// The parent's handle on the child it started.
 pub struct Child {
     pub pid: i32,
@@ -152,6 +208,13 @@ pub struct Child {
 /// created by clone3 does not need rights over them), then left again.
 pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     let (parent_end, child_end) = sync::pair()?;
+    if let ChildKind::Exec { target_pid } = config.kind {
+        let pid = clone_exec_child(config, target_pid, child_end)?;
+        return Ok(Child {
+            pid,
+            channel: parent_end,
+        });
+    }
     let mut flags = CloneFlags::empty();
     let mut parent_joins: Vec<(LinuxNamespaceType, PathBuf)> = Vec::new();
     match config.kind {
@@ -172,19 +235,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
                 }
             }
         }
-        ChildKind::Exec { target_pid } => {
-            // The child joins the others itself; pid and time only work
-            // for children of the joiner.
-            for typ in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-                let path = PathBuf::from(format!(
-                    "/proc/{target_pid}/ns/{}",
-                    namespaces::proc_name(typ)
-                ));
-                if path.exists() && !same_namespace(&path, typ) {
-                    parent_joins.push((typ, path));
-                }
-            }
-        }
+        ChildKind::Exec { .. } => unreachable!("exec children are cloned by a helper"),
     }
     let new_time = config.kind == ChildKind::Init && config.plan.creates(LinuxNamespaceType::Time);
     let mut to_save: Vec<LinuxNamespaceType> = parent_joins.iter().map(|(t, _)| *t).collect();
@@ -198,22 +249,111 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time {
         unshare_time(&config.spec)?;
     }
+    // why: the container's user namespace may not be allowed to reach a
+    // bind source the runtime can (runc and crun open them first too).
+    let open_sources = config.kind == ChildKind::Init
+        && config.plan.has(LinuxNamespaceType::User)
+        && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
+    if open_sources {
+        crate::rootfs::open_bind_sources(&config.spec, &config.rootfs);
+    }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
-        Some(user_ns) if config.kind == ChildKind::Init => {
-            clone3_in_user_ns(user_ns, flags, config.cgroup_entry.clone_into())?
-        }
+        Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(
+            user_ns,
+            flags,
+            config.cgroup_entry.clone_into(),
+            &kept_fds(config, &child_end),
+        )?,
         _ => clone3(flags, config.cgroup_entry.clone_into())?,
     };
     if pid == 0 {
-        drop(parent_end);
+        // The child's first step closes it with every other descriptor it
+        // does not keep (a helper may have closed it already).
+        std::mem::forget(parent_end);
         init::run(config, child_end);
     }
     drop(child_end);
+    crate::rootfs::close_bind_sources();
     saved.restore()?;
     Ok(Child {
         pid,
         channel: parent_end,
     })
+}
+
+/// What the container's process keeps of our descriptors: stdio, the
+/// preserved ones, the sync channel, exec.fifo and the console socket.
+pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
+    use std::os::fd::AsRawFd;
+    let mut singles = vec![channel.as_raw_fd()];
+    singles.extend(config.fifo_fd);
+    singles.extend(config.console_socket);
+    // Bind sources the runtime opened for the init (rootfs::mount_all
+    // attaches and closes them; empty for exec).
+    singles.extend(crate::rootfs::bind_source_fds());
+    KeptFds {
+        low_end: config.extra_fds.saturating_add(3),
+        singles,
+    }
+}
+
+/// `exec`: the process must never be visible in the container's pid
+/// namespace while it still has anything of the host's — a descriptor, its
+/// root or its working directory — since a process there with
+/// CAP_SYS_PTRACE can walk out through `/proc/PID/{fd/N,root,cwd}/..`, and
+/// a child cloned straight into that namespace is visible before it runs
+/// a single instruction. So a helper, in our pid namespace (out of the
+/// container's sight) and born in the container's cgroup, drops our
+/// descriptors, enters every other namespace and the container's root, and
+/// only then clones the process into the container's pid namespace
+/// (CLONE_PARENT: it is our child all the same). It reports the pid through
+/// a pipe and exits.
+fn clone_exec_child(config: &ChildConfig, target_pid: i32, child_end: Channel) -> Result<i32> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    let helper = clone3(CloneFlags::empty(), config.cgroup_entry.clone_into())?;
+    if helper == 0 {
+        drop(rd);
+        let mut keep = kept_fds(config, &child_end);
+        keep.singles.push(wr.as_raw_fd());
+        let result = close_fds_except(keep.low_end, &keep.singles)
+            .and_then(|()| init::enter_container(config, target_pid))
+            .and_then(|()| clone3(CloneFlags::CLONE_PARENT, None));
+        if let Ok(0) = result {
+            drop(wr);
+            init::run(config, child_end);
+        }
+        let mut report = std::fs::File::from(wr);
+        let (pid, text) = match result {
+            Ok(pid) => (pid, String::new()),
+            Err(e) => (-1, format!("{e:#}")),
+        };
+        let _ = report.write_all(&pid.to_ne_bytes());
+        let _ = report.write_all(text.as_bytes());
+        drop(report);
+        // SAFETY: _exit ends the helper at once, running none of the
+        // parent's atexit handlers or destructors twice.
+        unsafe { libc::_exit(0) }
+    }
+    drop(wr);
+    drop(child_end);
+    let mut answer = Vec::new();
+    let read = std::fs::File::from(rd).read_to_end(&mut answer);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+    read.context("read the process's pid from the helper")?;
+    let pid = answer
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(-1);
+    if pid <= 0 {
+        let why = String::from_utf8_lossy(answer.get(4..).unwrap_or_default());
+        if why.is_empty() {
+            bail!("the process helper exited before cloning");
+        }
+        bail!("{why}");
+    }
+    Ok(pid)
 }
 
 fn same_namespace(path: &Path, typ: LinuxNamespaceType) -> bool {
