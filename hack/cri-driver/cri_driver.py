@@ -30,6 +30,9 @@ CG = os.environ.get("CRI_CG", "/ozz-cri")
 ROOTS = {"ozz": os.environ.get("CRI_OZZ", ""), "runc": os.environ.get("CRI_RUNC", "")}
 PAUSE = "localhost/ozz-cri-pause:latest"
 IMG = "localhost/ozz-cri-busybox:latest"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOC = os.path.join(HERE, "..", "..", "docs", "kubernetes.md")
+DOC_FILES = ["containerd-config.toml.in", "cni.conflist.in", "runtimeclass.yaml", "pod-beancounters.json"]
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 CH = grpc.insecure_channel("unix://" + SOCK)
 NODE, POD, CONTAINER = api.NODE, api.POD, api.CONTAINER
@@ -390,14 +393,16 @@ def t_oom(h):
 
 
 def t_beancounters(h):
-    ann = {"org.openvz.beancounter.numproc": "77", "org.openvz.cpulimit": "150", "unrelated.example/x": "y"}
-    sid, pcfg = pod(h, "ubc", annotations=ann)
-    c = container(sid, pcfg, "main", ["sleep", "3600"])
+    # The pod of docs/kubernetes.md, as the kubelet would pass it.
+    spec = json.load(open(os.path.join(HERE, "pod-beancounters.json")))
+    sid, pcfg = pod(h, spec["metadata"]["name"], annotations=spec["metadata"]["annotations"])
+    main = spec["spec"]["containers"][0]
+    c = container(sid, pcfg, main["name"], main["command"])
     # What reached the runtime: the OCI spec containerd wrote.
     cfg = json.load(open(os.path.join(T, "state", "io.containerd.runtime.v2.task", "k8s.io", c, "config.json")))
     a = cfg.get("annotations", {})
     yield "spec: numproc=%s cpulimit=%s unrelated=%s" % (
-        a.get("org.openvz.beancounter.numproc"), a.get("org.openvz.cpulimit"), "unrelated.example/x" in a)
+        a.get("org.openvz.beancounter.numproc"), a.get("org.openvz.cpulimit"), "example.com/not-allowed" in a)
     p = cpid(c)
     pids_d = cgroup_dir(p, "pids")
     yield "pids.max=%s" % read(pids_d + "/pids.max")
@@ -408,6 +413,15 @@ def t_beancounters(h):
     else:
         yield "ozz beancounters: rc=0 numproc=True"
     remove_pod(sid)
+
+
+def t_docs(h):
+    """docs/kubernetes.md shows, verbatim, the files this run used."""
+    doc = open(DOC).read()
+    for f in DOC_FILES:
+        yield "%s=%s" % (f, "shown" if open(os.path.join(HERE, f)).read() in doc else "missing or different")
+    rc = open(os.path.join(HERE, "runtimeclass.yaml")).read()
+    yield "runtimeclass handler=%s" % ("ozz" if "\nhandler: ozz\n" in rc else "?")
 
 
 CHECKS = [
@@ -440,6 +454,8 @@ CHECKS = [
      # runc ignores the annotations: the cgroup has no pids limit.
      ["spec: numproc=77 cpulimit=150 unrelated=False", ("pids.max=77", "pids.max=max"),
       "ozz beancounters: rc=0 numproc=True"]),
+    ("docs/kubernetes.md shows the config, RuntimeClass and pod this suite runs", t_docs,
+     ["%s=shown" % f for f in DOC_FILES] + ["runtimeclass handler=ozz"]),
 ]
 
 
