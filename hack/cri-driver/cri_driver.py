@@ -424,6 +424,14 @@ def t_docs(h):
     yield "runtimeclass handler=%s" % ("ozz" if "\nhandler: ozz\n" in rc else "?")
 
 
+def t_runtime_errors(h):
+    """Over the whole run, the shim never saw the runtime fail (containerd's log)."""
+    name = os.path.basename(ROOTS[h])
+    bad = [l.split("msg=", 1)[-1].strip()[:200] for l in open(os.path.join(T, "containerd.log"))
+           if name + " did not terminate successfully" in l]
+    yield "errors=%s" % bad
+
+
 CHECKS = [
     ("RunPodSandbox / PodSandboxStatus / StopPodSandbox / RemovePodSandbox", t_sandbox,
      ["ready=SANDBOX_READY handler=%H ip=10.88.77.x", "state-dir=True", "hostname=sandbox",
@@ -454,6 +462,7 @@ CHECKS = [
      # runc ignores the annotations: the cgroup has no pids limit.
      ["spec: numproc=77 cpulimit=150 unrelated=False", ("pids.max=77", "pids.max=max"),
       "ozz beancounters: rc=0 numproc=True"]),
+    ("the shim never saw the runtime fail (containerd's log, whole run)", t_runtime_errors, ["errors=[]"]),
     ("docs/kubernetes.md shows the config, RuntimeClass and pod this suite runs", t_docs,
      ["%s=shown" % f for f in DOC_FILES] + ["runtimeclass handler=ozz"]),
 ]
