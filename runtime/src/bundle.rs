@@ -20,11 +20,80 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let config_path = dir.join("config.json");
     let data =
         std::fs::read(&config_path).with_context(|| format!("read {}", config_path.display()))?;
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
+    let spec: Spec = parse_lenient(&data, |v| {
+        if let Some(process) = v.get_mut("process") {
+            normalize_process(process);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
     let rootfs = resolve_rootfs(&dir, &spec)?;
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// Typed parsing of `data`; only when that fails, once more after
+/// `normalize` has fixed the JSON. When normalizing changed nothing, the
+/// first error is kept: its line and column point into the file.
+pub fn parse_lenient<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    normalize: impl FnOnce(&mut serde_json::Value),
+) -> std::result::Result<T, serde_json::Error> {
+    let first = match serde_json::from_slice(data) {
+        Ok(typed) => return Ok(typed),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return Err(first);
+    };
+    let original = value.clone();
+    normalize(&mut value);
+    if value == original {
+        return Err(first);
+    }
+    serde_json::from_value(value)
+}
+
+/// What the runtime-spec allows in a process object but oci-spec's types
+/// refuse, fixed in the JSON before typed parsing (also for `exec
+/// --process`): the spec's names of the scheduler flags, and capability
+/// names this build does not know, which runc skips with a warning.
+pub fn normalize_process(process: &mut serde_json::Value) {
+    use serde_json::Value;
+    if let Some(Value::Array(flags)) = process.pointer_mut("/scheduler/flags") {
+        for flag in flags.iter_mut() {
+            // oci-spec 0.10 spells two of the seven differently.
+            let renamed = match flag.as_str() {
+                Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+                Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+                _ => continue,
+            };
+            *flag = Value::String(renamed.to_string());
+        }
+    }
+    let mut unknown: Vec<String> = Vec::new();
+    if let Some(Value::Object(sets)) = process.get_mut("capabilities") {
+        for set in sets.values_mut() {
+            let Value::Array(names) = set else { continue };
+            names.retain(|name| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+                if !known && name.is_string() {
+                    let text = name.as_str().unwrap_or_default().to_string();
+                    if !unknown.contains(&text) {
+                        unknown.push(text);
+                    }
+                    return false;
+                }
+                true
+            });
+        }
+    }
+    if !unknown.is_empty() {
+        crate::log::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        ));
+    }
 }
 
 fn resolve_rootfs(dir: &Path, spec: &Spec) -> Result<PathBuf> {
@@ -85,7 +154,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         if !seen.insert(ns.typ()) {
             bail!("config.json: namespace {:?} is listed twice", ns.typ());
         }
-        if let Some(path) = ns.path() {
+        // An empty path means a new namespace (NamespacePlan agrees).
+        if let Some(path) = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
             if !path.exists() {
                 bail!(
                     "config.json: namespace {} path {} does not exist",
@@ -116,6 +186,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
         for (key, _) in linux.sysctl().iter().flatten() {
             validate_sysctl(key, &has)?;
+        }
+        if let Some(policy) = linux.memory_policy() {
+            crate::process::memory_policy_args(policy)?;
         }
     }
     // why: the spec says a hook's path MUST be absolute; a relative one
@@ -185,7 +258,13 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
         }
         bail!("sysctl {key:?} not allowed in host network namespace");
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    // why: runc refuses kernel.hostname, which would fight the hostname
+    // field, with this phrase; kernel.domainname it allows in a private UTS
+    // namespace (Docker sets a container's domain name that way).
+    if key == "kernel.hostname" {
+        bail!("sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field");
+    }
+    if key == "kernel.domainname" {
         if has(LinuxNamespaceType::Uts) {
             return Ok(());
         }
@@ -246,6 +325,37 @@ mod tests {
         );
         let s = spec_from(&format!("{json}}}")).unwrap();
         assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn spec_names_of_scheduler_flags_and_unknown_caps_are_accepted() {
+        let json = BASE.replace(
+            r#""user":{"uid":0,"gid":0}"#,
+            r#""user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_KILL","CAP_NO_SUCH"]},
+            "scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK",
+            "SCHED_FLAG_RECLAIM","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_KEEP_POLICY",
+            "SCHED_FLAG_KEEP_PARAMS","SCHED_FLAG_UTIL_CLAMP_MIN","SCHED_FLAG_UTIL_CLAMP_MAX"]}"#,
+        ) + "}";
+        let spec: Spec = parse_lenient(json.as_bytes(), |v| {
+            normalize_process(v.get_mut("process").unwrap())
+        })
+        .unwrap();
+        let process = spec.process().as_ref().unwrap();
+        let flags = process
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags()
+            .clone()
+            .unwrap();
+        assert_eq!(flags.len(), 7);
+        let caps = process.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        // A mistake normalizing cannot fix keeps its line and column.
+        let bad = BASE.replace(r#""uid":0"#, r#""uid":"x""#) + "}";
+        let err = parse_lenient::<Spec>(bad.as_bytes(), |_| {}).unwrap_err();
+        assert!(err.line() > 0, "{err}");
     }
 
     #[test]

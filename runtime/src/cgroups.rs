@@ -122,6 +122,7 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
             resources.set_block_io(Some(blkio));
         }
     }
+    order_cpu_writes(&resources, path)?;
     let resources = &resources;
     let opts = ControllerOpt {
         resources,
@@ -152,6 +153,92 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
                     format!("write memory.swap.max of cgroup {}", path.display())
                 })?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// why: libcgroups writes the cpu files in a fixed order that the kernel
+/// refuses for some updates: cpu.weight/cpu.shares while cpu.idle is still
+/// 1 (EINVAL), the v1 period before the quota (lowering the period first
+/// can exceed a parent's quota/period ratio), the quota before a lower
+/// burst (burst above quota), the v1 rt runtime before a larger rt period.
+/// Done first here, in an order the kernel accepts (runc's, with idle
+/// first only when it is being cleared); libcgroups then writes the same
+/// values again, which the kernel takes.
+fn order_cpu_writes(resources: &LinuxResources, path: &Path) -> Result<()> {
+    let Some(cpu) = resources.cpu() else {
+        return Ok(());
+    };
+    let v2 = is_v2();
+    let dir = controller_dir("cpu", path);
+    // A cgroup not made yet has no old values to conflict with.
+    if !dir.exists() {
+        return Ok(());
+    }
+    let write = |file: &str, value: String| -> std::io::Result<()> {
+        std::fs::write(dir.join(file), value)
+    };
+    let failed = |file: &str, e: std::io::Error| {
+        anyhow::Error::new(e).context(format!("write {file} of cgroup {}", path.display()))
+    };
+    if cpu.idle() == Some(0)
+        && cpu.shares().is_some_and(|s| s != 0)
+        && dir.join("cpu.idle").exists()
+    {
+        write("cpu.idle", "0".to_string()).map_err(|e| failed("cpu.idle", e))?;
+    }
+    let quota = cpu.quota().filter(|q| *q != 0);
+    if let (Some(burst), Some(_)) = (cpu.burst(), quota) {
+        let file = if v2 {
+            "cpu.max.burst"
+        } else {
+            "cpu.cfs_burst_us"
+        };
+        // A burst above the old quota is refused now and taken after the
+        // quota, when libcgroups writes it again.
+        if dir.join(file).exists() {
+            match write(file, burst.to_string()) {
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(failed(file, e)),
+                _ => {}
+            }
+        }
+    }
+    if v2 {
+        // cpu.max takes quota and period in one write.
+        return Ok(());
+    }
+    let pairs = [
+        (
+            "cpu.cfs_period_us",
+            cpu.period().filter(|p| *p != 0).map(|p| p.to_string()),
+            "cpu.cfs_quota_us",
+            quota.map(|q| q.to_string()),
+        ),
+        (
+            "cpu.rt_period_us",
+            cpu.realtime_period()
+                .filter(|p| *p != 0)
+                .map(|p| p.to_string()),
+            "cpu.rt_runtime_us",
+            cpu.realtime_runtime()
+                .filter(|r| *r != 0)
+                .map(|r| r.to_string()),
+        ),
+    ];
+    for (period_file, period, amount_file, amount) in pairs {
+        let (Some(period), Some(amount)) = (period, amount) else {
+            continue;
+        };
+        match write(period_file, period.clone()) {
+            Ok(()) => {}
+            // The new period is refused beside the old amount: the amount
+            // first, then the period.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                write(amount_file, amount).map_err(|e| failed(amount_file, e))?;
+                write(period_file, period).map_err(|e| failed(period_file, e))?;
+            }
+            Err(e) => return Err(failed(period_file, e)),
         }
     }
     Ok(())
@@ -468,7 +555,8 @@ pub fn controller_dir(controller: &str, path: &Path) -> PathBuf {
 }
 
 /// Device rules every container gets after the bundle's own, as runc adds
-/// them: the default /dev nodes, ptys, and each of linux.devices.
+/// them: the default /dev nodes and ptys. linux.devices entries get no rule
+/// of their own (runc): after a deny-all only the bundle's rules allow them.
 pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     let linux = spec.linux().as_ref();
     let mut resources = linux
@@ -496,7 +584,19 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         bail!("invalid configuration: rdma limits need cgroup v2");
     }
     let mut rules = resources.devices().clone().unwrap_or_default();
-    let mut extra = vec![
+    // why: the kernel refuses a devices.allow/deny line without access
+    // ("c 1:9 ", EINVAL) and v2 would make it a rule matching nothing. The
+    // spec makes access optional: a rule without it covers "rwm".
+    for rule in &mut rules {
+        match rule.access().as_deref() {
+            None | Some("") => {
+                rule.set_access(Some("rwm".to_string()));
+            }
+            Some(access) if access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) => {}
+            Some(access) => bail!("invalid device access {access:?} in linux.resources.devices"),
+        }
+    }
+    let extra = vec![
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}),
@@ -507,15 +607,6 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}),
     ];
-    for device in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
-        let typ = match device.typ() {
-            oci_spec::runtime::LinuxDeviceType::B => "b",
-            oci_spec::runtime::LinuxDeviceType::P => continue,
-            _ => "c",
-        };
-        extra.push(serde_json::json!({"allow": true, "type": typ,
-            "major": device.major(), "minor": device.minor(), "access": "rwm"}));
-    }
     for rule in extra {
         rules.push(serde_json::from_value(rule).context("default device rule")?);
     }

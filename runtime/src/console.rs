@@ -45,6 +45,7 @@ pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()>
     if let Some((height, width)) = size {
         set_window_size(slave, height, width)?;
     }
+    clear_onlcr(slave)?;
     crate::sync::send_fd(socket, &slave_path, master.as_raw_fd())?;
     drop(master);
     for target in 0..=2 {
@@ -59,6 +60,18 @@ pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()>
             .context("make the pty the controlling terminal");
     }
     Ok(())
+}
+
+/// why: the pty's default output processing turns every "\n" into
+/// "\r\n"; the container's output is relayed to a terminal (or log) that
+/// does its own, so runc clears ONLCR and callers expect bare newlines.
+fn clear_onlcr(slave: RawFd) -> Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    // SAFETY: `slave` is open for the whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(slave) };
+    let mut attrs = tcgetattr(fd).context("read the pty's terminal attributes")?;
+    attrs.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(fd, SetArg::TCSANOW, &attrs).context("clear ONLCR on the pty")
 }
 
 pub fn set_window_size(fd: RawFd, height: u16, width: u16) -> Result<()> {

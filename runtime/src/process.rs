@@ -81,7 +81,10 @@ pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
     Ok(())
 }
 
-/// struct sched_attr of sched_setattr(2).
+/// struct sched_attr of sched_setattr(2), version 1 (with the utilization
+/// clamps): the kernel refuses SCHED_FLAG_UTIL_CLAMP_* with the shorter
+/// version 0, and an older kernel accepts the longer struct as long as the
+/// fields it does not know are zero.
 #[repr(C)]
 #[derive(Default)]
 struct SchedAttr {
@@ -93,6 +96,8 @@ struct SchedAttr {
     sched_runtime: u64,
     sched_deadline: u64,
     sched_period: u64,
+    sched_util_min: u32,
+    sched_util_max: u32,
 }
 
 pub fn set_scheduler(scheduler: &Scheduler) -> Result<()> {
@@ -127,11 +132,143 @@ pub fn set_scheduler(scheduler: &Scheduler) -> Result<()> {
         sched_runtime: scheduler.runtime().unwrap_or(0),
         sched_deadline: scheduler.deadline().unwrap_or(0),
         sched_period: scheduler.period().unwrap_or(0),
+        // why: the spec has no clamp values; with UTIL_CLAMP_MAX a zero
+        // maximum would pin the process's utilization estimate (and so the
+        // CPU frequency chosen for it) to the minimum, so the clamps asked
+        // for span the whole range (min 0, max 1024).
+        sched_util_min: 0,
+        sched_util_max: if flags & 0x40 != 0 { 1024 } else { 0 },
     };
     // SAFETY: attr is a properly sized, initialised sched_attr; pid 0 is self.
     let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error()).context("set scheduler");
+    }
+    Ok(())
+}
+
+/// The nodes of a list such as "0-1,3" (the kernel's list format, as
+/// cpuset.mems takes it), each below `limit`.
+pub fn parse_node_list(list: &str, limit: usize) -> Result<Vec<usize>> {
+    let mut nodes = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        let parse = |n: &str| {
+            n.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v < limit)
+                .with_context(|| format!("{n:?} is not a node number below {limit}"))
+        };
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => (parse(part)?, parse(part)?),
+        };
+        if lo > hi {
+            bail!("range {part:?} runs backwards");
+        }
+        nodes.extend(lo..=hi);
+    }
+    Ok(nodes)
+}
+
+/// linux.memoryPolicy checked against the rules of set_mempolicy(2), so a
+/// mistake is reported by name rather than as the kernel's bare EINVAL:
+/// returns the mode word (mode | flags) and the node mask.
+pub fn memory_policy_args(
+    policy: &oci_spec::runtime::LinuxMemoryPolicy,
+) -> Result<(libc::c_int, Vec<libc::c_ulong>)> {
+    use oci_spec::runtime::MemoryPolicyFlagType as F;
+    use oci_spec::runtime::MemoryPolicyModeType as M;
+    // The kernel's MAX_NUMNODES is at most 1 << 10 (NODES_SHIFT 10).
+    const MAX_NODES: usize = 1024;
+    let mode = policy.mode();
+    let nodes_text = policy.nodes().as_deref().unwrap_or("").trim();
+    let what = || format!("linux.memoryPolicy {mode}");
+    let nodes = if nodes_text.is_empty() {
+        Vec::new()
+    } else {
+        parse_node_list(nodes_text, MAX_NODES)
+            .with_context(|| format!("{}: invalid nodes {nodes_text:?}", what()))?
+    };
+    let mode_num: libc::c_int = match mode {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    let flags = policy.flags().clone().unwrap_or_default();
+    let mut flag_bits: libc::c_int = 0;
+    for flag in &flags {
+        flag_bits |= match flag {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let has = |f: F| flags.contains(&f);
+    if has(F::MpolFStaticNodes) && has(F::MpolFRelativeNodes) {
+        bail!(
+            "{}: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
+            what()
+        );
+    }
+    if has(F::MpolFNumaBalancing) && !matches!(mode, M::MpolBind | M::MpolPreferredMany) {
+        bail!(
+            "{}: MPOL_F_NUMA_BALANCING needs MPOL_BIND or MPOL_PREFERRED_MANY",
+            what()
+        );
+    }
+    match mode {
+        M::MpolDefault | M::MpolLocal => {
+            if !nodes.is_empty() {
+                bail!("{}: takes no nodes (got {nodes_text:?})", what());
+            }
+            if flag_bits != 0 {
+                bail!("{}: takes no flags", what());
+            }
+        }
+        // An empty preferred set means "local", without node flags.
+        M::MpolPreferred if nodes.is_empty() && flag_bits != 0 => {
+            bail!("{}: flags need nodes", what());
+        }
+        M::MpolPreferred => {}
+        _ if nodes.is_empty() => bail!("{}: needs nodes", what()),
+        _ => {}
+    }
+    let bits = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = vec![0; nodes.iter().max().map_or(0, |m| m / bits + 1)];
+    for node in nodes {
+        mask[node / bits] |= 1 << (node % bits);
+    }
+    Ok((mode_num | flag_bits, mask))
+}
+
+/// set_mempolicy(2) for this process; it holds across execve.
+pub fn set_memory_policy(policy: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
+    let (mode, mask) = memory_policy_args(policy)?;
+    let (ptr, maxnode) = if mask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // why: the kernel reads maxnode - 1 bits (a historic off-by-one).
+        (
+            mask.as_ptr(),
+            (mask.len() * libc::c_ulong::BITS as usize + 1) as libc::c_ulong,
+        )
+    };
+    // SAFETY: the kernel reads at most maxnode - 1 bits from `mask`, which
+    // holds that many; a null mask with maxnode 0 is "no nodes".
+    let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    if rc != 0 {
+        let nodes = policy.nodes().as_deref().unwrap_or("");
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!(
+                "linux.memoryPolicy {} nodes {nodes:?}: set_mempolicy",
+                policy.mode()
+            )
+        });
     }
     Ok(())
 }
@@ -151,6 +288,17 @@ pub fn set_cpu_affinity(list: &str) -> Result<()> {
     }
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
         .with_context(|| format!("set CPU affinity {list:?}"))
+}
+
+/// Every CPU the process's cgroup allows: the kernel intersects the mask
+/// asked for with the cpuset, so asking for all CPUs gives exactly that.
+pub fn reset_cpu_affinity() -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in 0..nix::sched::CpuSet::count() {
+        set.set(cpu).context("cpu set")?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .context("reset CPU affinity to the cgroup's CPUs")
 }
 
 pub fn set_personality(domain: &oci_spec::runtime::LinuxPersonalityDomain) -> Result<()> {
@@ -258,6 +406,39 @@ pub fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_policy_nodes_and_rules() {
+        assert_eq!(parse_node_list("0-1,3", 64).unwrap(), vec![0, 1, 3]);
+        assert_eq!(parse_node_list(" 2 ", 64).unwrap(), vec![2]);
+        for bad in ["", "x", "1-", "3-1", "0,,1", "64", "-1"] {
+            assert!(parse_node_list(bad, 64).is_err(), "{bad:?} accepted");
+        }
+        let policy = |json: &str| -> oci_spec::runtime::LinuxMemoryPolicy {
+            serde_json::from_str(json).unwrap()
+        };
+        let (mode, mask) =
+            memory_policy_args(&policy(r#"{"mode":"MPOL_BIND","nodes":"0,65"}"#)).unwrap();
+        assert_eq!((mode, mask), (2, vec![1, 2]));
+        let (mode, mask) = memory_policy_args(&policy(
+            r#"{"mode":"MPOL_INTERLEAVE","nodes":"1","flags":["MPOL_F_STATIC_NODES"]}"#,
+        ))
+        .unwrap();
+        assert_eq!((mode, mask), (3 | 1 << 15, vec![2]));
+        assert_eq!(
+            memory_policy_args(&policy(r#"{"mode":"MPOL_LOCAL"}"#)).unwrap(),
+            (4, vec![])
+        );
+        for bad in [
+            r#"{"mode":"MPOL_BIND"}"#,
+            r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#,
+            r#"{"mode":"MPOL_PREFERRED","flags":["MPOL_F_STATIC_NODES"]}"#,
+            r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES","MPOL_F_RELATIVE_NODES"]}"#,
+            r#"{"mode":"MPOL_LOCAL","flags":["MPOL_F_NUMA_BALANCING"]}"#,
+        ] {
+            assert!(memory_policy_args(&policy(bad)).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn program_lookup_uses_the_container_path() {

@@ -80,14 +80,22 @@ fn cwd_is_where_the_process_starts() {
     assert_eq!(b.run_ok(), "/var/tmp\n/var/tmp\n");
 }
 
+/// A cwd that cannot be made (a file is in the way) fails `create`.
 #[test]
-fn missing_cwd_fails_clearly_and_leaves_nothing_behind() {
+fn cwd_that_cannot_be_made_fails_clearly_and_leaves_nothing_behind() {
     let mut b = bundle("cwd-missing", &["true"]);
-    b.config["process"]["cwd"] = json!("/no/such/dir");
+    b.config["process"]["cwd"] = json!("/etc/passwd/no/such/dir");
     let out = b.create(&[]);
-    assert!(!out.status.success(), "create with a missing cwd succeeded");
+    assert!(
+        !out.status.success(),
+        "create with an impossible cwd succeeded"
+    );
     let err = stderr(&out);
-    assert!(err.contains("/no/such/dir") && err.contains("cwd"), "{err}");
+    assert!(
+        err.contains("/etc/passwd/no/such/dir") && err.contains("cwd"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
         !state_root().join(&b.id).exists(),
         "state directory left behind"
@@ -753,4 +761,491 @@ fn sigpipe_is_not_ignored_in_the_container() {
             .expect("a hex mask");
         assert_eq!(mask & pipe_bit, 0, "{status}: {text}");
     }
+}
+
+/// A temporary /tmp for tests that let the runtime create things there
+/// (the shared rootfs stays untouched).
+fn with_tmpfs_tmp(b: &mut Bundle) {
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+            "options": ["mode=1777"]}),
+    );
+}
+
+/// runc makes a missing cwd (0755, owned by the container's root) before
+/// the process's user takes over, so a non-root user starts there too.
+#[test]
+fn missing_cwd_is_created_0755_for_any_user() {
+    let mut b = bundle(
+        "cwd-create",
+        &["sh", "-c", "pwd; id -u; stat -c '%a %u' /tmp/a /tmp/a/b"],
+    );
+    with_tmpfs_tmp(&mut b);
+    b.config["process"]["cwd"] = json!("/tmp/a/b");
+    b.config["process"]["user"] = json!({"uid": 42, "gid": 42, "umask": 0o077});
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/tmp/a/b\n42\n755 0\n755 0\n");
+}
+
+/// The cwd is entered while the init is still root: a 0700 directory of
+/// root's is a valid cwd for uid 42 (as with runc), even though uid 42
+/// could not enter it itself.
+#[test]
+fn cwd_only_root_can_reach_works_for_a_non_root_user() {
+    let rootfs = HostDir::rootfs_copy("cwd-0700");
+    let root_home = rootfs.path.join("root");
+    std::fs::create_dir_all(&root_home).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root_home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut b = bundle(
+        "cwd-0700",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/cwd; id -u; ls . >/dev/null 2>&1 || echo denied",
+        ],
+    );
+    b.config["root"]["path"] = json!(rootfs.path);
+    b.config["process"]["cwd"] = json!("/root");
+    b.config["process"]["user"] = json!({"uid": 42, "gid": 42});
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // In it, yet still without the right to read it: the user did not gain
+    // root's access, it only starts there.
+    assert_eq!(stdout(&out), "/root\n42\ndenied\n");
+}
+
+/// As runc: a key given twice keeps its first place and its last value;
+/// an empty HOME is the user's home from /etc/passwd.
+#[test]
+fn duplicate_env_keys_keep_the_last_and_empty_home_is_filled_in() {
+    let mut b = bundle("env-dup", &["env"]);
+    b.config["process"]["env"] = json!(["PATH=/bin:/usr/bin", "HOME=", "A=1", "B=x", "A=2"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    assert_eq!(
+        b.run_ok(),
+        "PATH=/bin:/usr/bin\nHOME=/home/user\nA=2\nB=x\n"
+    );
+}
+
+/// `taskset -c 0 ozz run`: the container does not inherit the caller's
+/// affinity; it may use every CPU its cgroup's cpuset allows.
+#[test]
+fn callers_cpu_affinity_is_not_inherited() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("skip: needs two CPUs to tell affinities apart");
+        return;
+    }
+    let mut b = bundle(
+        "affinity-reset",
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+    );
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "0-1"});
+    b.write();
+    let mut cmd = Command::new(ozz_bin());
+    cmd.arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sched_setaffinity on the child itself, between fork and
+    // exec; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        status_field(&stdout(&out), "Cpus_allowed_list").as_deref(),
+        Some("0-1")
+    );
+}
+
+/// An unknown capability is skipped with runc's warning; the known ones
+/// are granted and the container runs.
+#[test]
+fn unknown_capability_is_skipped_with_a_warning() {
+    let mut b = bundle("caps-unknown", &["grep", "CapBnd", "/proc/self/status"]);
+    let set = ["CAP_KILL", "CAP_NO_SUCH_THING"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": set, "effective": set, "permitted": set, "inheritable": [], "ambient": [],
+    });
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        status_field(&stdout(&out), "CapBnd").unwrap(),
+        cap_mask(&["CAP_KILL"])
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("ignoring unknown or unavailable capabilities: [CAP_NO_SUCH_THING]"),
+        "{err}"
+    );
+}
+
+/// `"path": ""` is no path: the namespace is a new one.
+#[test]
+fn namespace_with_an_empty_path_is_new() {
+    let mut b = bundle("ns-empty-path", &["readlink", "/proc/self/ns/uts"]);
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "uts" {
+            ns["path"] = json!("");
+        }
+    }
+    let out = b.run_ok();
+    assert!(out.starts_with("uts:["), "{out}");
+    assert_ne!(
+        out.trim(),
+        ns_link("self", "uts"),
+        "shares the host's UTS namespace"
+    );
+}
+
+/// The nice value of the process itself and of a child it forks
+/// (field 19 of /proc/PID/stat).
+const NICE_OF_SELF_AND_CHILD: &str =
+    "cut -d' ' -f19 /proc/$$/stat; cut -d' ' -f19 /proc/self/stat; true";
+
+/// process.scheduler.flags by the runtime-spec's names. With
+/// SCHED_FLAG_RESET_ON_FORK a child of the process starts at nice 0 again.
+#[test]
+fn scheduler_flags_take_the_specs_names() {
+    let mut b = bundle("sched-flags", &["sh", "-c", NICE_OF_SELF_AND_CHILD]);
+    b.config["process"]["scheduler"] =
+        json!({"policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    assert_eq!(b.run_ok(), "-5\n0\n");
+    // Without the flag the child keeps it: the difference is the flag's.
+    let mut b = bundle("sched-noflags", &["sh", "-c", NICE_OF_SELF_AND_CHILD]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": -5});
+    assert_eq!(b.run_ok(), "-5\n-5\n");
+    // The other names parse and reach the kernel, which takes them with
+    // SCHED_OTHER.
+    let mut b = bundle("sched-flags-all", &["true"]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "flags": [
+        "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_KEEP_POLICY", "SCHED_FLAG_KEEP_PARAMS"]});
+    b.run_ok();
+    // The utilization clamps need a kernel built with CONFIG_UCLAMP_TASK:
+    // then they apply; else the kernel's own refusal is what ozz reports.
+    let mut b = bundle("sched-uclamp", &["true"]);
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_OTHER",
+        "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"]});
+    let out = b.run();
+    if !out.status.success() {
+        let err = stderr(&out);
+        assert!(
+            err.contains("set scheduler") && err.contains("Operation not supported"),
+            "{err}"
+        );
+        eprintln!("note: this kernel has no utilization clamping (CONFIG_UCLAMP_TASK)");
+    }
+}
+
+/// runc refuses kernel.hostname, which would fight the hostname field.
+#[test]
+fn sysctl_kernel_hostname_is_refused_as_runc_does() {
+    let mut b = bundle("sysctl-hostname", &["hostname"]);
+    b.config["hostname"] = json!("from-field");
+    b.config["linux"]["sysctl"] = json!({"kernel.hostname": "from-sysctl"});
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "create succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state left");
+    // kernel.domainname stays allowed in a private UTS namespace, as in
+    // runc (Docker sets the domain name that way).
+    let mut b = bundle("sysctl-domainname", &["cat", "/proc/sys/kernel/domainname"]);
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "example.org"});
+    assert_eq!(b.run_ok(), "example.org\n");
+}
+
+/// The kernel's release as (major, minor).
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor)
+}
+
+/// linux.memoryPolicy reaches the kernel: /proc/self/numa_maps shows the
+/// process's policy (for mappings without their own) in the kernel's words.
+/// Node 0 exists on every NUMA-enabled kernel, one node or many.
+#[test]
+fn memory_policy_is_applied_in_every_mode() {
+    if !Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skip: the kernel has no NUMA support (no /proc/self/numa_maps)");
+        return;
+    }
+    let kernel = kernel_version();
+    let cases: [(serde_json::Value, &str, (u32, u32)); 11] = [
+        (json!({"mode": "MPOL_DEFAULT"}), "default", (0, 0)),
+        (json!({"mode": "MPOL_BIND", "nodes": "0"}), "bind:0", (0, 0)),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0"}),
+            "interleave:0",
+            (0, 0),
+        ),
+        (
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0"}),
+            "prefer:0",
+            (0, 0),
+        ),
+        (json!({"mode": "MPOL_LOCAL"}), "local", (3, 8)),
+        (
+            json!({"mode": "MPOL_PREFERRED_MANY", "nodes": "0"}),
+            "prefer (many):0",
+            (5, 15),
+        ),
+        (
+            json!({"mode": "MPOL_WEIGHTED_INTERLEAVE", "nodes": "0"}),
+            "weighted interleave:0",
+            (6, 9),
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "bind=static:0",
+            (0, 0),
+        ),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]}),
+            "interleave=relative:0",
+            (0, 0),
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"]}),
+            "bind=balancing:0",
+            (5, 12),
+        ),
+        // A list with ranges: nodes the host lacks are dropped by the kernel.
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0-0,0"}),
+            "bind:0",
+            (0, 0),
+        ),
+    ];
+    // `ozz features` claims exactly the modes and flags proven here.
+    let out = ozz(&["features"]);
+    let features: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features");
+    let claimed = |key: &str| {
+        let mut list: Vec<String> = features["linux"]["memoryPolicy"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("memoryPolicy.{key} missing from features"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        list.sort();
+        list
+    };
+    let tested = |key: &str| {
+        let mut list: Vec<String> = cases
+            .iter()
+            .flat_map(|(p, _, _)| match &p[key] {
+                serde_json::Value::Array(a) => a.clone(),
+                serde_json::Value::Null => vec![],
+                v => vec![v.clone()],
+            })
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        list.sort();
+        list.dedup();
+        list
+    };
+    assert_eq!(claimed("modes"), tested("mode"));
+    assert_eq!(claimed("flags"), tested("flags"));
+    for (policy, want, since) in cases {
+        if kernel < since {
+            eprintln!("skip {want}: needs Linux {}.{}", since.0, since.1);
+            continue;
+        }
+        let mut b = bundle("mempolicy", &["head", "-n1", "/proc/self/numa_maps"]);
+        b.config["linux"]["memoryPolicy"] = policy.clone();
+        let out = b.run();
+        assert!(out.status.success(), "{policy}: {}", stderr(&out));
+        let text = stdout(&out);
+        // "ADDRESS POLICY key=value…"; the policy may hold a space.
+        let (_, rest) = text.trim().split_once(' ').expect("a numa_maps line");
+        assert!(
+            rest == want || rest.starts_with(&format!("{want} ")),
+            "{policy}: want {want:?} in {text:?}"
+        );
+    }
+}
+
+/// Memory policies the spec or the kernel does not allow fail `create`
+/// with one line naming the problem, and leave nothing behind.
+#[test]
+fn memory_policy_mistakes_are_refused() {
+    if !Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skip: the kernel has no NUMA support (no /proc/self/numa_maps)");
+        return;
+    }
+    let cases = [
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "1000"}),
+            "set_mempolicy",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0-x"}),
+            "invalid nodes \"0-x\"",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "3-1"}),
+            "runs backwards",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0,,1"}),
+            "invalid nodes",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "99999"}),
+            "invalid nodes",
+        ),
+        (json!({"mode": "MPOL_BIND"}), "needs nodes"),
+        (
+            json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+            "takes no nodes",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0",
+                "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+            "exclude each other",
+        ),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"]}),
+            "MPOL_F_NUMA_BALANCING needs",
+        ),
+        (
+            json!({"mode": "MPOL_NO_SUCH_MODE", "nodes": "0"}),
+            "MPOL_NO_SUCH_MODE",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NO_SUCH_FLAG"]}),
+            "MPOL_F_NO_SUCH_FLAG",
+        ),
+    ];
+    for (policy, phrase) in cases {
+        let mut b = bundle("mempolicy-bad", &["true"]);
+        b.config["linux"]["memoryPolicy"] = policy.clone();
+        let out = b.create(&[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{policy}: create succeeded");
+        assert!(err.contains(phrase), "{policy}: {phrase:?} not in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{policy}: {err}");
+        assert!(!state_root().join(&b.id).exists(), "{policy}: state left");
+        assert!(!b.cgroup_dir("pids").exists(), "{policy}: cgroup left");
+        assert!(!b.cgroup_dir("").join("cgroup.procs").exists());
+    }
+}
+
+/// runc clears ONLCR on the container's pty: a "\n" the process writes
+/// arrives as "\n", not "\r\n".
+#[test]
+fn terminal_output_keeps_bare_newlines() {
+    use std::io::Read;
+    let mut b = bundle("onlcr", &["printf", "a\\nb\\n"]);
+    b.config["process"]["terminal"] = json!(true);
+    let sock = b.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let accept = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(&stream)
+    });
+    let out = b.create(&["--console-socket", sock.to_str().unwrap()]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let (_, master) = accept.join().unwrap();
+    let start = b.cmd("start", &[]);
+    assert!(start.status.success(), "start: {}", stderr(&start));
+    let mut master = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => text.extend_from_slice(&buf[..k]),
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&text), "a\nb\n");
+}
+
+/// `exec --process` with a terminal takes the process.json's consoleSize.
+#[test]
+fn exec_process_json_console_size_is_applied() {
+    let b = bundle("exec-consize", &["sleep", "100"]);
+    b.create_and_start();
+    let process = json!({
+        "terminal": true,
+        "consoleSize": {"height": 27, "width": 93},
+        "user": {"uid": 0, "gid": 0},
+        "args": ["stty", "size"],
+        "env": ["PATH=/bin:/usr/bin"],
+        "cwd": "/"
+    });
+    let file = b.dir.join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = ozz(&["exec", "--process", file.to_str().unwrap(), &b.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "27 93");
+}
+
+/// With a terminal, the init's stderr is the pty; a startContainer hook's
+/// failure (its own stderr in the message) must still reach the stderr of
+/// whoever ran ozz, not only the pty.
+#[test]
+fn hook_failure_reaches_the_caller_with_a_terminal() {
+    use std::io::Read;
+    let mut b = bundle("hook-tty", &["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
+        "args": ["sh", "-c", "echo hook-said-this >&2; exit 3"]}]});
+    let sock = b.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let accept = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (_, master) = recv_fd(&stream);
+        let mut master = std::fs::File::from(master);
+        let mut text = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => text.extend_from_slice(&buf[..k]),
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    b.write();
+    let out = ozz(&[
+        "run",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    let pty = accept.join().unwrap();
+    assert!(
+        !out.status.success(),
+        "run succeeded despite the failing hook"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("startContainer") && err.contains("hook-said-this"),
+        "stderr: {err:?}, pty: {pty:?}"
+    );
 }

@@ -294,3 +294,88 @@ fn bad_values_fail_with_one_line_and_change_nothing() {
     }
     assert_eq!(b.status(), "running");
 }
+
+/// Removes a cgroup directory the test made itself, after the container
+/// (declared later, so dropped first) is gone.
+struct OwnCgroup(std::path::PathBuf);
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Lowering period and quota together: on v1 the kernel refuses a period
+/// that, beside the old quota, exceeds the parent's quota/period ratio
+/// (EINVAL), so the quota goes first, as runc writes them. The parent is
+/// the test's own cgroup, limited to one CPU. (On v2 cpu.max takes both in
+/// one write: the same update is checked there without a parent limit.)
+#[test]
+fn cpu_period_and_quota_lowered_together_under_a_limited_parent() {
+    let id = unique_id("up-period");
+    let parent_rel = format!("{}/{id}-lim", cgroup_parent());
+    let mut guard = None;
+    if !is_cgroup_v2() {
+        let dir = cgroup_root("cpu").join(&parent_rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        guard = Some(OwnCgroup(dir.clone()));
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").unwrap();
+        std::fs::write(dir.join("cpu.cfs_quota_us"), "100000").unwrap();
+    }
+    let mut b = bundle("up-period", &["sleep", "1000"]);
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{parent_rel}/{}", b.id));
+    b.config["linux"]["resources"]["cpu"] = json!({"quota": 100000, "period": 100000});
+    b.create_and_start();
+    update_ok(&b, &["--cpu-period", "50000", "--cpu-quota", "50000"]);
+    let (v1_dir, v2_dir) = (
+        cgroup_root("cpu").join(&parent_rel).join(&b.id),
+        cgroup_root("").join(&parent_rel).join(&b.id),
+    );
+    if is_cgroup_v2() {
+        assert_eq!(read_trimmed(&v2_dir.join("cpu.max")), "50000 50000");
+    } else {
+        assert_eq!(read_trimmed(&v1_dir.join("cpu.cfs_period_us")), "50000");
+        assert_eq!(read_trimmed(&v1_dir.join("cpu.cfs_quota_us")), "50000");
+    }
+    // And back up: a larger period with its quota.
+    update_ok(&b, &["--cpu-period", "200000", "--cpu-quota", "200000"]);
+    if is_cgroup_v2() {
+        assert_eq!(read_trimmed(&v2_dir.join("cpu.max")), "200000 200000");
+    } else {
+        assert_eq!(read_trimmed(&v1_dir.join("cpu.cfs_period_us")), "200000");
+        assert_eq!(read_trimmed(&v1_dir.join("cpu.cfs_quota_us")), "200000");
+    }
+    assert_eq!(b.status(), "running");
+    drop(b);
+    drop(guard);
+}
+
+/// An idle cgroup takes no weight (the kernel refuses cpu.shares and
+/// cpu.weight while cpu.idle is 1): clearing idle and setting shares in
+/// one update writes cpu.idle first.
+#[test]
+fn cpu_idle_cleared_and_shares_set_in_one_update() {
+    let mut b = bundle("up-idle", &["sleep", "1000"]);
+    let idle_file = cg_file(&b, "cpu", "cpu.idle", "cpu.idle");
+    b.config["linux"]["resources"]["cpu"] = json!({"idle": 1});
+    b.create_and_start();
+    if !idle_file.exists() {
+        eprintln!("skip: the kernel has no cpu.idle");
+        return;
+    }
+    assert_eq!(read_trimmed(&idle_file), "1");
+    update_ok(&b, &["--cpu-idle", "0", "--cpu-share", "512"]);
+    assert_eq!(read_trimmed(&idle_file), "0");
+    if is_cgroup_v2() {
+        assert_eq!(
+            read_trimmed(&b.cgroup_dir("").join("cpu.weight")),
+            shares_to_weight(512).to_string()
+        );
+    } else {
+        assert_eq!(read_trimmed(&b.cgroup_dir("cpu").join("cpu.shares")), "512");
+    }
+    // Setting idle again with a weight in the same update also works.
+    update_ok(&b, &["--cpu-idle", "1", "--cpu-share", "1024"]);
+    assert_eq!(read_trimmed(&idle_file), "1");
+    assert_eq!(b.status(), "running");
+}

@@ -95,8 +95,9 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-        let process: Process = serde_json::from_slice(&data)
-            .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
+        let process: Process =
+            crate::bundle::parse_lenient(&data, crate::bundle::normalize_process)
+                .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("process args must not be empty");
         }

@@ -25,7 +25,7 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
     let text = format!("{err:#}");
     if channel.send(&Msg::Failed(text.clone())).is_err() {
         // After Ready the parent is gone: say it where the user sees it.
-        eprintln!("ozz: {text}");
+        report_after_ready(&text);
     }
     // SAFETY: _exit ends this process immediately, skipping atexit handlers
     // that belong to the parent's copy of the program.
@@ -58,12 +58,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
-    match config.kind {
+    let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { .. } => {
             nix::unistd::setsid().context("setsid")?;
+            None
         }
-    }
+    };
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -74,6 +75,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
+        save_callers_stderr();
         crate::console::setup_in_container(socket, size)?;
     }
     if let Some(socket) = config.console_socket {
@@ -81,6 +83,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
 
     apply_process_attributes(&config.spec, process)?;
+    // As runc: the first chdir comes while we are still root, so a cwd
+    // that only root can reach (a 0700 /root) works for any user; only a
+    // permission error is retried once we are the process's user.
+    let cwd_pending = chdir_as_root(process)?;
 
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let filter = match config
@@ -107,15 +113,14 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     process::switch_user(process)?;
     caps::apply(capabilities)?;
 
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd)
-        .with_context(|| format!("chdir to cwd {:?} set in config.json", cwd))?;
+    if cwd_pending {
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd)
+            .with_context(|| format!("chdir to cwd {:?} set in config.json", cwd))?;
+    }
     verify_cwd_inside_root()?;
 
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_dir(process.user().uid())));
-    }
+    let env = process_env(process);
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
 
@@ -126,7 +131,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
         Some(fifo_fd) => {
-            let fifo = open_exec_fifo(fifo_fd)?;
+            // why: kept open until exec or _exit, not dropped when a step
+            // below fails: `start` takes the fifo's hangup as the end, and
+            // `run` then kills us before run() could report the failure.
+            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fd_dir.as_ref(), fifo_fd)?);
+            // The host's procfs is not kept a moment longer than needed.
+            drop(fd_dir);
             let start_hooks = config
                 .spec
                 .hooks()
@@ -144,9 +154,36 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
-        (&*fifo).write_all(b"0").context("write exec fifo")?;
+        (&**fifo).write_all(b"0").context("write exec fifo")?;
     }
     Err(process::exec(&program, &args, &env))
+}
+
+/// The caller's stderr from before the pty became ours (-1: none kept).
+static CALLERS_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// why: with a terminal, fd 2 becomes the pty, and a failure after Ready (a
+/// startContainer hook, with the hook's own stderr in the message) would
+/// only reach whoever reads the pty, not the caller who ran the runtime.
+fn save_callers_stderr() {
+    if let Ok(fd) = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+        CALLERS_STDERR.store(fd, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One failure line on the caller's stderr (the saved one when a terminal
+/// took fd 2), else on fd 2.
+fn report_after_ready(text: &str) {
+    let line = format!("ozz: {text}\n");
+    let saved = CALLERS_STDERR.load(std::sync::atomic::Ordering::Relaxed);
+    if saved >= 0 {
+        // SAFETY: `saved` is our own descriptor, open until _exit.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(saved) };
+        if nix::unistd::write(fd, line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    eprint!("{line}");
 }
 
 fn empty_capabilities(
@@ -163,7 +200,11 @@ fn empty_capabilities(
 
 /// Namespaces the parent could not enter for us, identity inside a user
 /// namespace, the session, hostname, and the whole root filesystem.
-fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+/// Returns the init's /proc/self/fd directory as it was before pivot_root.
+fn init_namespaces_and_rootfs(
+    config: &ChildConfig,
+    channel: &Channel,
+) -> Result<Option<std::os::fd::OwnedFd>> {
     let plan = &config.plan;
     if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
         namespaces::join(LinuxNamespaceType::User, path)?;
@@ -171,9 +212,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.has(LinuxNamespaceType::User) {
         become_root_in_user_ns()?;
     }
+    let runtime_mnt_ns = namespaces::current_id(LinuxNamespaceType::Mount);
     if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
         namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
+    // why: without a mount namespace of its own (none asked, or the path
+    // names the runtime's own) the container shares the host's mounts:
+    // nothing may pivot, move or re-propagate the host's root there.
+    let shares_host_mounts = !plan.creates(LinuxNamespaceType::Mount)
+        && runtime_mnt_ns.is_some()
+        && namespaces::current_id(LinuxNamespaceType::Mount) == runtime_mnt_ns;
     nix::unistd::setsid().context("setsid")?;
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
@@ -191,10 +239,19 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
             set_domainname(domain)?;
         }
     }
-    if !plan.creates(LinuxNamespaceType::Mount) {
-        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    if plan.creates(LinuxNamespaceType::Network) {
+        bring_up_loopback()?;
     }
-    rootfs::prepare(&config.spec, &config.rootfs)?;
+    if shares_host_mounts {
+        // runc's phrase: masking would cover the host's own /proc and /sys.
+        let linux = config.spec.linux().as_ref();
+        let masked = linux.and_then(|l| l.masked_paths().as_ref());
+        let readonly = linux.and_then(|l| l.readonly_paths().as_ref());
+        if masked.is_some_and(|m| !m.is_empty()) || readonly.is_some_and(|r| !r.is_empty()) {
+            bail!("unable to restrict sys entries without a private MNT namespace");
+        }
+    }
+    rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -218,9 +275,21 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
-    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    // The exec fifo is reopened through our own /proc/self/fd (the host's
+    // procfs, reachable until pivot_root): the container may have no /proc.
+    let fd_dir = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
+    rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
+    create_cwd(config.process.cwd())?;
     rootfs::finish(&config.spec)?;
-    Ok(())
+    rootfs::finish_dev(&config.spec)?;
+    Ok(Some(fd_dir))
 }
 
 /// execCPUAffinity.initial holds while the process enters its cgroup (on
@@ -319,10 +388,20 @@ fn apply_process_attributes(spec: &oci_spec::runtime::Spec, process: &Process) -
     if let Some(scheduler) = process.scheduler() {
         process::set_scheduler(scheduler)?;
     }
-    // execCPUAffinity.final: the affinity once inside the cgroup.
+    // execCPUAffinity.final: the affinity once inside the cgroup; without
+    // it, every CPU the cgroup allows, not the affinity of whoever ran ozz
+    // (`taskset -c 0 ozz run`), as runc resets it.
     let affinity = process.exec_cpu_affinity().as_ref();
-    if let Some(list) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
-        process::set_cpu_affinity(list)?;
+    match affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        Some(list) => process::set_cpu_affinity(list)?,
+        None => process::reset_cpu_affinity()?,
+    }
+    if let Some(policy) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        process::set_memory_policy(policy)?;
     }
     if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         process::set_personality(&personality.domain())?;
@@ -374,6 +453,93 @@ fn verify_cwd_inside_root() -> Result<()> {
     Ok(())
 }
 
+/// Brings up `lo` in the container's new network namespace, as runc and
+/// crun do: a fresh namespace has its loopback device down, and programs
+/// expect 127.0.0.1 to answer.
+fn bring_up_loopback() -> Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: socket() takes plain integers; the descriptor is checked and
+    // then owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: socket");
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the ifreq we own, named by ifr_name.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: get flags");
+    }
+    // SAFETY: SIOCGIFFLAGS just set the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("bring up lo: set flags");
+    }
+    Ok(())
+}
+
+/// A cwd missing in the rootfs is made (0755, owned by the container's
+/// root) before the rootfs turns read-only, as runc does.
+fn create_cwd(cwd: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if cwd.exists() {
+        return Ok(());
+    }
+    let mut missing: Vec<&Path> = cwd.ancestors().take_while(|p| !p.exists()).collect();
+    missing.reverse();
+    for dir in missing {
+        match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+            Ok(()) => {
+                // The mode is exact, whatever the caller's umask.
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("create cwd {}", cwd.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("create cwd {}", cwd.display())),
+        }
+    }
+    Ok(())
+}
+
+/// The first chdir to the cwd, as root. True when it must be retried after
+/// the switch to the process's user (root was refused: EACCES/EPERM, e.g.
+/// a root-squashed or user-namespaced mount the user owns).
+fn chdir_as_root(process: &Process) -> Result<bool> {
+    let cwd = process.cwd();
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("chdir to cwd {:?} set in config.json", cwd)),
+    }
+}
+
+/// The process's environment as runc builds it: a key given twice keeps
+/// its first place and its last value, and a missing or empty HOME becomes
+/// the user's home from /etc/passwd (or /).
+fn process_env(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    for entry in process.env().iter().flatten() {
+        let key = entry.split('=').next().unwrap_or_default();
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(slot) => slot.clone_from(entry),
+            None => env.push(entry.clone()),
+        }
+    }
+    let home = format!("HOME={}", home_dir(process.user().uid()));
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(slot) if slot.as_str() == "HOME=" => *slot = home,
+        Some(_) => {}
+        None => env.push(home),
+    }
+    env
+}
+
 /// HOME from the container's own /etc/passwd (we are past pivot_root).
 fn home_dir(uid: u32) -> String {
     process::passwd_field(uid, 5).unwrap_or_else(|| "/".to_string())
@@ -398,10 +564,25 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading.
-fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{fifo_fd}"))
-        .context("open exec fifo")
+/// Blocks until `start` opens exec.fifo for reading. `fd_dir`: our
+/// /proc/self/fd opened before pivot_root, else the current /proc's.
+fn open_exec_fifo(fd_dir: Option<&std::os::fd::OwnedFd>, fifo_fd: RawFd) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = match fd_dir {
+        Some(dir) => nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            fifo_fd.to_string().as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fifo_fd}").as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+    }
+    .context("open exec fifo")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

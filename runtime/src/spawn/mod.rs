@@ -249,6 +249,14 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time {
         unshare_time(&config.spec)?;
     }
+    // why: the container's user namespace may not be allowed to reach a
+    // bind source the runtime can (runc and crun open them first too).
+    let open_sources = config.kind == ChildKind::Init
+        && config.plan.has(LinuxNamespaceType::User)
+        && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
+    if open_sources {
+        crate::rootfs::open_bind_sources(&config.spec, &config.rootfs);
+    }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
         Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(
             user_ns,
@@ -265,6 +273,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
         init::run(config, child_end);
     }
     drop(child_end);
+    crate::rootfs::close_bind_sources();
     saved.restore()?;
     Ok(Child {
         pid,
@@ -279,6 +288,9 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
     let mut singles = vec![channel.as_raw_fd()];
     singles.extend(config.fifo_fd);
     singles.extend(config.console_socket);
+    // Bind sources the runtime opened for the init (rootfs::mount_all
+    // attaches and closes them; empty for exec).
+    singles.extend(crate::rootfs::bind_source_fds());
     KeptFds {
         low_end: config.extra_fds.saturating_add(3),
         singles,
