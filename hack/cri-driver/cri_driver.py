@@ -426,9 +426,14 @@ def t_docs(h):
 
 def t_runtime_errors(h):
     """Over the whole run, the shim never saw the runtime fail (containerd's log)."""
+    # Left out: the "cleanup warnings" of containerd's dead-shim cleanup
+    # (`containerd-shim-runc-v2 delete` after the shim exited) which now and
+    # then logs "failed to remove runc container ... did not terminate
+    # successfully: exit status 255" for runc exactly as for ozz: the task is
+    # gone by then, and a wrapper around ozz saw no failing call of its own.
     name = os.path.basename(ROOTS[h])
-    bad = [l.split("msg=", 1)[-1].strip()[:200] for l in open(os.path.join(T, "containerd.log"))
-           if name + " did not terminate successfully" in l]
+    bad = [l.split("msg=", 1)[-1].strip()[-300:] for l in open(os.path.join(T, "containerd.log"))
+           if name + " did not terminate successfully" in l and "cleanup warnings" not in l]
     yield "errors=%s" % bad
 
 
