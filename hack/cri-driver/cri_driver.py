@@ -476,7 +476,9 @@ CHECKS = [
 def run_check(fn, h):
     try:
         return list(fn(h))
-    except Exception as e:  # a failed call is a result too
+    except grpc.RpcError as e:  # a failed call is a result too
+        return ["error: %s: %s" % (e.code().name, e.details())]
+    except Exception as e:
         return ["error: %s" % (str(e).splitlines()[0] if str(e) else type(e).__name__)]
 
 
