@@ -203,14 +203,15 @@ def t_container(h):
     # The shim writes the logs in CRI format: <time> <stream> <F|P> <line>.
     log = [l.split(" ", 1)[1] for l in open(s.log_path).read().splitlines()]
     yield "log=%s" % log
-    # One that ignores SIGTERM: killed after the grace period (2 s).
+    # One that ignores SIGTERM: killed after the grace period (2 s), not
+    # before (no upper bound: a TCG guest under load is slow to reap).
     c2 = container(sid, pcfg, "stubborn", ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"])
     wait_for(lambda: "ready" in open(os.path.join(T, "logs", pcfg.metadata.uid, "stubborn.log")).read(), 10)
     t0 = time.time()
     cri("StopContainer", api.StopContainerRequest(container_id=c2, timeout=2))
     took = time.time() - t0
     s = cstatus(c2).status
-    yield "stubborn: exit=%d reason=%s grace-used=%s" % (s.exit_code, s.reason, 1.9 < took < 10)
+    yield "stubborn: exit=%d reason=%s grace-used=%s" % (s.exit_code, s.reason, took >= 1.9 or "no (%.1f s)" % took)
     c3 = container(sid, pcfg, "seven", ["sh", "-c", "exit 7"])
     exited(c3)
     s = cstatus(c3).status
