@@ -58,6 +58,10 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
+    // The seccomp agent's socket is a host path: connect before joining
+    // namespaces or pivoting (see security/seccomp/notify.rs).
+    let listener = connect_seccomp_listener(config, &state_json)?;
+
     let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { .. } => {
@@ -65,6 +69,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             None
         }
     };
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel, fd_dir.as_ref());
+    }
 
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
@@ -104,14 +111,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     caps::prepare(capabilities)?;
     if no_new_privs {
         caps::set_no_new_privs()?;
-    } else if let Some(filter) = &filter {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-        // the process may be about to lose.
-        filter.install().context("load seccomp filter")?;
     }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
-    caps::apply(capabilities)?;
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it stays
+    // in permitted+effective until then, and execve drops it (see caps::apply).
+    caps::apply(capabilities, filter.is_some() && !no_new_privs)?;
 
     if cwd_pending {
         let cwd = process.cwd();
@@ -123,10 +128,17 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     let env = process_env(process);
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
+    let exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
@@ -147,16 +159,86 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
         None => None,
     };
-    if no_new_privs {
-        if let Some(filter) = &filter {
-            filter.install().context("load seccomp filter")?;
-        }
-    }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
         (&**fifo).write_all(b"0").context("write exec fifo")?;
     }
-    Err(process::exec(&program, &args, &env))
+    // The filter is the last thing before execve: from here on, no system
+    // call but execve (the profile may deny anything else), hence no
+    // allocation either; install() allocates only on failure. With
+    // SCMP_ACT_NOTIFY, one sendmsg hands the notify fd to the agent.
+    if let Some(filter) = &filter {
+        let notify_fd = filter.install().context("load seccomp filter")?;
+        if let (Some(fd), Some(listener)) = (notify_fd, &listener) {
+            listener
+                .send(fd)
+                .context("send the seccomp notify fd to the listener")?;
+        }
+    }
+    let errno = exec_args.exec();
+    let err = exec_args.error(errno);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
+}
+
+/// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
+/// the message it gets once the filter is loaded.
+fn connect_seccomp_listener(
+    config: &ChildConfig,
+    state_json: &str,
+) -> Result<Option<seccomp::ListenerMessage>> {
+    let Some(profile) = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    else {
+        return Ok(None);
+    };
+    let Some(path) = profile.listener_path() else {
+        return Ok(None);
+    };
+    if !seccomp::uses_notify(profile) {
+        return Ok(None); // the spec: ignored without a notify rule
+    }
+    if config.kind != ChildKind::Init {
+        // why: an exec process is born inside the container (root, mount
+        // and pid namespaces), where neither the host's listenerPath nor
+        // its runtime-side pid can be found.
+        bail!("seccomp: SCMP_ACT_NOTIFY is not supported for exec yet");
+    }
+    let socket = seccomp::connect_listener(path)?;
+    // Our pid as the runtime sees it: /proc is still the runtime's here.
+    let pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+        .context("read our pid from /proc/self")?;
+    seccomp::ListenerMessage::new(
+        socket,
+        state_json,
+        pid,
+        profile.listener_metadata().as_deref(),
+    )
+    .map(Some)
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(
+    config: &ChildConfig,
+    channel: &Channel,
+    fd_dir: Option<&std::os::fd::OwnedFd>,
+) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fd_dir, fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 /// The caller's stderr from before the pty became ours (-1: none kept).
