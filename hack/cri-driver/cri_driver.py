@@ -117,7 +117,7 @@ def spid(sid):
     return json.loads(r.info["info"])["pid"]
 
 
-def exited(cid, secs=20):
+def exited(cid, secs=60):
     return wait_for(lambda: cstatus(cid).status.state == api.CONTAINER_EXITED, secs)
 
 
@@ -270,7 +270,8 @@ def t_shared_pid(h):
     # must kill it (as with runc).
     b = container(sid, pcfg, "b", ["sh", "-c", "sleep 3602 & sleep 1; exit 4"])
     exited(b)
-    yield "b: exit=%d" % cstatus(b).status.exit_code
+    s = cstatus(b).status
+    yield "b: %s exit=%d" % (api.ContainerState.Name(s.state), s.exit_code)
     gone = wait_for(lambda: "3602" not in out(a, "ps -o args"), 10)
     yield "b's child killed=%s" % bool(gone)
     # The shim kills what is left of b with `kill --all`: it must not fail.
@@ -452,7 +453,7 @@ CHECKS = [
     ("a container joins the sandbox's net/ipc/uts namespaces", t_join_namespaces,
      ["net=same ipc=same uts=same pid=own mnt=own", "hostname=joined ip=10.88.77.x", "host-ns=True"]),
     ("shared PID namespace (pid=POD), kill --all after a main process exits", t_shared_pid,
-     ["a's pid 1=pause", "a sees pause=True", "b: exit=4", "b's child killed=True", "shim kill errors=[]", "left=[]"]),
+     ["a's pid 1=pause", "a sees pause=True", "b: CONTAINER_EXITED exit=4", "b's child killed=True", "shim kill errors=[]", "left=[]"]),
     ("ContainerStats / ListContainerStats equal to the cgroup files", t_stats,
      ["cpu=equal id=True", "memory=equal", "list=['idle']"]),
     ("UpdateContainerResources: cpu and memory of a running container", t_update,
