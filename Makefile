@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec faults test-v2 test-checkpoint-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2
+.PHONY: all build deps test unit spec faults test-v2 test-checkpoint-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-cri e2e-cri-v2
 
 all: build
 
@@ -22,7 +22,7 @@ deps:
 
 # Unit tests, the conformance suite against the release binary, podman and
 # containerd end to end, and the cgroup v2 suites in a qemu guest.
-test: deps build lint unit spec faults e2e-podman e2e-containerd test-v2 test-checkpoint-v2 e2e-podman-v2 e2e-containerd-v2
+test: deps build lint unit spec faults e2e-podman e2e-containerd e2e-cri test-v2 test-checkpoint-v2 e2e-podman-v2 e2e-containerd-v2 e2e-cri-v2
 
 unit:
 	$(CARGO) test -p ozz
@@ -78,6 +78,18 @@ e2e-containerd: build
 e2e-containerd-v2: build
 	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-containerd --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-containerd-v2: SKIPPED: no cgroup v2 guest on this machine"; \
+	[ $$rc = 0 ] || [ $$rc = 77 ]
+
+# Pods through containerd's CRI (handlers ozz and runc, a CRI gRPC client as
+# the kubelet's), each check compared with runc; part of `make test`. See
+# docs/kubernetes.md.
+e2e-cri: build
+	hack/e2e-cri --ozz $(OZZ)
+
+# The same in the cgroup v2 guest. Exit 77: no guest.
+e2e-cri-v2: build
+	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-cri --ozz $(OZZ); \
+	rc=$$?; [ $$rc = 77 ] && echo "e2e-cri-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
 lint:
