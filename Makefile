@@ -88,7 +88,7 @@ e2e-cri: build
 
 # The same in the cgroup v2 guest. Exit 77: no guest.
 e2e-cri-v2: build
-	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-cri --ozz $(OZZ); \
+	OZZ_GUEST_TIMEOUT=1500 OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-cri --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-cri-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
