@@ -481,6 +481,7 @@ pub fn remove(path: &Path) -> Result<()> {
                 }
             }
         }
+        crate::trace::mark_fmt!("cgroup rmdir {} ({attempts} retries)", dir.display());
     }
     Ok(())
 }

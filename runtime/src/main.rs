@@ -18,6 +18,7 @@ mod security;
 mod spawn;
 mod state;
 mod sync;
+mod trace;
 
 use clap::Parser;
 
@@ -27,6 +28,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const SPEC_VERSION: &str = "1.3.0";
 
 fn main() {
+    trace::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help is not an error: clap prints it and we exit 0.
@@ -39,6 +41,8 @@ fn main() {
             std::process::exit(1);
         }
     };
+    trace::enable_for_debug(cli.global.debug, cli.global.log.is_some());
+    trace::mark("cli parsed");
     log::init(
         cli.global.log.clone(),
         cli.global.log_format,
@@ -54,6 +58,7 @@ fn main() {
         std::process::exit(0);
     };
     let result = dispatch(&cli.global, command);
+    trace::mark("done");
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {

@@ -21,6 +21,7 @@ pub fn run(global: &GlobalOpts, root: &Path, args: &RunArgs) -> Result<i32> {
     }
     let pid = created.state.pid;
     let code = foreground::wait(pid, &mut signals, created.console_master);
+    crate::trace::mark("run: container exited");
     if !args.keep {
         delete::destroy(created.dir, &created.state)?;
     }

@@ -13,6 +13,7 @@ use crate::state::{ContainerDir, ContainerState, Status};
 pub fn run(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
+    crate::trace::mark("start: state loaded");
     start_locked(&dir, &state)
 }
 
@@ -60,6 +61,7 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
             bail!("container process exited before start");
         }
     }
+    crate::trace::mark("start: exec seen");
     std::fs::remove_file(&fifo_path).context("remove exec fifo")?;
     let running = state.oci_json(Status::Running).to_string();
     let poststart = state
@@ -68,6 +70,7 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         .as_ref()
         .and_then(|h| h.poststart().clone());
     hooks::run_all_warn("poststart", poststart.as_ref(), &running);
+    crate::trace::mark("start: poststart hooks");
     Ok(())
 }
 

@@ -274,6 +274,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     }
     drop(child_end);
     crate::rootfs::close_bind_sources();
+    crate::trace::mark("clone3 (parent)");
     saved.restore()?;
     Ok(Child {
         pid,
@@ -288,6 +289,7 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
     let mut singles = vec![channel.as_raw_fd()];
     singles.extend(config.fifo_fd);
     singles.extend(config.console_socket);
+    singles.extend(crate::trace::kept_fd());
     // Bind sources the runtime opened for the init (rootfs::mount_all
     // attaches and closes them; empty for exec).
     singles.extend(crate::rootfs::bind_source_fds());
