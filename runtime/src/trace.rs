@@ -138,12 +138,25 @@ pub fn write_line(step: std::fmt::Arguments<'_>) {
     let now = now_ns();
     let since_start = now.saturating_sub(START.load(Ordering::Relaxed));
     let since_prev = now.saturating_sub(PREV.swap(now, Ordering::Relaxed));
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let line = format_line(pid, since_start, since_prev, step);
+    // SAFETY: writes our own stack buffer; a failed trace write is ignored.
+    unsafe {
+        libc::write(
+            FD.load(Ordering::Relaxed),
+            line.buf.as_ptr().cast(),
+            line.len,
+        )
+    };
+}
+
+/// `ozz-trace PID µs.ns +µs.ns STEP\n`, cut to the buffer, newline kept.
+fn format_line(pid: i32, since_start: u64, since_prev: u64, step: std::fmt::Arguments<'_>) -> Line {
     let mut line = Line {
         buf: [0; 256],
         len: 0,
     };
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
     let _ = write!(
         line,
         "ozz-trace {pid} {}.{:03} +{}.{:03} {step}",
@@ -153,12 +166,25 @@ pub fn write_line(step: std::fmt::Arguments<'_>) {
         since_prev % 1000
     );
     line.buf[line.len] = b'\n';
-    // SAFETY: writes our own stack buffer; a failed trace write is ignored.
-    unsafe {
-        libc::write(
-            FD.load(Ordering::Relaxed),
-            line.buf.as_ptr().cast(),
-            line.len + 1,
-        )
-    };
+    line.len += 1;
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_line;
+
+    #[test]
+    fn formats_microseconds_and_cuts_long_steps() {
+        let line = format_line(42, 1_234_567, 5_006, format_args!("mount {}", "/proc"));
+        assert_eq!(
+            &line.buf[..line.len],
+            b"ozz-trace 42 1234.567 +5.006 mount /proc\n"
+        );
+        let long = "x".repeat(1000);
+        let line = format_line(1, 0, 0, format_args!("{long}"));
+        assert_eq!(line.len, 256);
+        assert_eq!(line.buf[255], b'\n');
+        assert!(line.buf[..255].starts_with(b"ozz-trace 1 0.000 +0.000 xxx"));
+    }
 }
