@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec test-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2
+.PHONY: all build deps test unit spec faults test-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2
 
 all: build
 
@@ -22,7 +22,7 @@ deps:
 
 # Unit tests, the conformance suite against the release binary, podman and
 # containerd end to end, and the cgroup v2 suites in a qemu guest.
-test: deps build lint unit spec e2e-podman e2e-containerd test-v2 e2e-podman-v2 e2e-containerd-v2
+test: deps build lint unit spec faults e2e-podman e2e-containerd test-v2 e2e-podman-v2 e2e-containerd-v2
 
 unit:
 	$(CARGO) test -p ozz
@@ -30,6 +30,12 @@ unit:
 spec: build
 	OZZ_BIN=$(OZZ) $(CARGO) test -p spec-tests -- --test-threads=2; \
 	rc=$$?; hack/clean-test-cgroups; exit $$rc
+
+# ozz SIGKILLed at random moments of create/start/exec/delete/update, then
+# `delete -f` must leave nothing and no command may hang (hack/faults; the
+# full manual run is `hack/faults --runs 500`, see docs/testing.md).
+faults: build
+	hack/faults --runs 40 --ozz $(OZZ)
 
 # The suites that touch cgroups, again inside a pure cgroup v2 guest (qemu TCG).
 test-v2: build

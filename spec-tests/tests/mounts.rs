@@ -343,7 +343,7 @@ fn cgroup_v1_mount_shows_the_containers_cgroups_read_only() {
         eprintln!("skip: unified cgroup v2 host; this test covers the v1 layout");
         return;
     }
-    let b = bundle(
+    let mut b = bundle(
         "cgmount",
         &[
             "sh",
@@ -354,6 +354,11 @@ fn cgroup_v1_mount_shows_the_containers_cgroups_read_only() {
             ),
         ],
     );
+    // `ozz spec` leaves the cgroup namespace out on a v1 host, as runc does.
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
     let out = b.run_ok();
     // pid 1 (and the cat that printed the list) are in the root cgroup.
     assert!(value(&out, "procs").split(' ').any(|p| p == "1"), "{out}");

@@ -72,6 +72,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             None
         }
     };
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel, fd_dir.as_ref());
+    }
 
     crate::trace::mark("child: namespaces and rootfs done");
     let process = &config.process;
@@ -137,7 +140,13 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     close_inherited_fds(3 + config.extra_fds)?;
     crate::trace::mark("child: exec prepared");
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
@@ -178,7 +187,11 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
     }
     let errno = exec_args.exec();
-    Err(exec_args.error(errno))
+    let err = exec_args.error(errno);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
 }
 
 /// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
@@ -220,6 +233,23 @@ fn connect_seccomp_listener(
         profile.listener_metadata().as_deref(),
     )
     .map(Some)
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(
+    config: &ChildConfig,
+    channel: &Channel,
+    fd_dir: Option<&std::os::fd::OwnedFd>,
+) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fd_dir, fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 /// The caller's stderr from before the pty became ours (-1: none kept).
