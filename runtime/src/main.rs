@@ -4,6 +4,7 @@
 mod beancounters;
 mod bundle;
 mod cgroups;
+mod checkpoint;
 mod cli;
 mod console;
 mod errors;
@@ -114,5 +115,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Validate(args) => cli::validate::run(&root, &args),
         Command::Split(args) => cli::split::run(&args).map(|_| 0),
         Command::Pid(args) => cli::pid::run(&root, &args).map(|_| 0),
+        Command::Checkpoint(args) => cli::checkpoint::run(global, &root, &args).map(|_| 0),
+        Command::Restore(args) => cli::restore::run(global, &root, &args),
     }
 }

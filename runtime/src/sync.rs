@@ -21,6 +21,10 @@ pub enum Msg {
     Ready,
     /// child -> parent: a step failed; the text is the one-line reason.
     Failed(String),
+    /// parent -> exec process, after Proceed: its pid as the runtime sees
+    /// it, for the seccomp agent (born in the container's pid namespace,
+    /// it cannot tell). Sent only when it has a listener to report to.
+    Pid(i32),
 }
 
 impl Msg {
@@ -38,6 +42,7 @@ impl Msg {
                 v.extend_from_slice(text.as_bytes());
                 v
             }
+            Msg::Pid(pid) => format!("I{pid}").into_bytes(),
         }
     }
 
@@ -47,6 +52,13 @@ impl Msg {
             Some(b'H') => Msg::RunCreateRuntimeHooks,
             Some(b'R') => Msg::Ready,
             Some(b'F') => Msg::Failed(String::from_utf8_lossy(&buf[1..]).into_owned()),
+            Some(b'I') => match std::str::from_utf8(&buf[1..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+            {
+                Some(pid) => Msg::Pid(pid),
+                None => bail!("malformed pid message from the runtime"),
+            },
             _ => bail!("unexpected message from the container process"),
         })
     }
@@ -234,11 +246,13 @@ mod tests {
         a.send(&Msg::Failed("mount \"/proc\": permission denied".into()))
             .unwrap();
         a.send(&Msg::Ready).unwrap();
+        a.send(&Msg::Pid(4242)).unwrap();
         assert_eq!(
             b.recv().unwrap(),
             Some(Msg::Failed("mount \"/proc\": permission denied".into()))
         );
         assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Pid(4242)));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

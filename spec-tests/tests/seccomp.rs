@@ -757,6 +757,9 @@ struct Agent {
     /// its mkdir waited for our answer.
     status: String,
     syscalls: Vec<i64>,
+    /// The sockets that process held while its mkdir waited: the agent's
+    /// connection must not survive execve into the container's program.
+    sockets: Vec<String>,
 }
 
 /// A seccomp agent: accepts connections on `path`, one state and notify fd
@@ -795,6 +798,7 @@ fn seccomp_agent(path: &std::path::Path, skip: usize) -> std::sync::mpsc::Receiv
         let pid = message["pid"].as_i64().unwrap();
         let mut status = String::new();
         let mut syscalls = Vec::new();
+        let mut sockets = Vec::new();
         for answer in [0, -libc::EROFS] {
             let mut req = SeccompNotif::default();
             // SAFETY: req is a zeroed seccomp_notif of the kernel's size.
@@ -802,6 +806,13 @@ fn seccomp_agent(path: &std::path::Path, skip: usize) -> std::sync::mpsc::Receiv
             assert_eq!(rc, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
             if status.is_empty() {
                 status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+                    let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with("socket:") {
+                        sockets.push(target);
+                    }
+                }
             }
             syscalls.push(i64::from(req.nr));
             let resp = SeccompNotifResp {
@@ -820,6 +831,7 @@ fn seccomp_agent(path: &std::path::Path, skip: usize) -> std::sync::mpsc::Receiv
             message,
             status,
             syscalls,
+            sockets,
         });
     });
     rx
@@ -871,15 +883,94 @@ fn notify_hands_the_fd_and_state_to_the_listener() {
         "{:?}",
         got.syscalls
     );
+    assert_eq!(
+        got.sockets,
+        Vec::<String>::new(),
+        "a socket outlived execve"
+    );
 }
 
-/// `exec` into a container with a notify profile: the exec process is born
-/// inside the container, where the listener cannot be reached, so ozz
-/// refuses it in one line (left undone; runc 1.1.5 hands the exec's fd to
-/// the listener). Fails on the baseline (which refuses NOTIFY at create).
+/// `exec` into a container with a notify profile: as runc 1.1.5 does, the
+/// agent gets a connection for the exec process with its notify fd, the
+/// container's state ("running", the init's pid) and the exec process's
+/// own pid as the runtime sees it (the one --pid-file gets); its answers
+/// are what the exec'd program's mkdir returns, and the program holds no
+/// socket. runc 1.1.5: passes. Fails on the baseline (which refuses NOTIFY
+/// at create) and before this change (exec was refused).
 #[test]
-fn exec_under_a_notify_profile_is_refused_clearly() {
+fn exec_hands_its_notify_fd_and_state_to_the_listener() {
     let mut b = sh_bundle("sc-notify-exec", "");
+    b.config["process"]["args"] = json!(["sleep", "100"]);
+    let socket = b.dir.join("agent.sock");
+    // The first connection is the init's (it never calls mkdir).
+    let agent = seccomp_agent(&socket, 1);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket.to_str().unwrap(),
+        "listenerMetadata": "exec-meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.create_and_start();
+    let init_pid = b.state()["pid"].as_i64().unwrap();
+    let pid_file = b.dir.join("exec.pid");
+    let out = ozz(&[
+        "exec",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &b.id,
+        "sh",
+        "-c",
+        "mkdir /tmp/a && echo made-a; [ -d /tmp/a ] || echo no-a; mkdir /tmp/b || echo failed-b",
+    ]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}{err}");
+    assert_eq!(text, "made-a\nno-a\nfailed-b\n", "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    let got = agent
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the agent got no connection for the exec process");
+    let m = &got.message;
+    let exec_pid: i64 = read_trimmed(&pid_file).parse().unwrap();
+    assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
+    assert_eq!(m["metadata"], json!("exec-meta"), "{m}");
+    assert_eq!(m["state"]["id"], json!(b.id), "{m}");
+    assert_eq!(m["state"]["status"], json!("running"), "{m}");
+    assert_eq!(m["state"]["pid"], json!(init_pid), "{m}");
+    assert_eq!(m["pid"], json!(exec_pid), "{m}");
+    assert_ne!(exec_pid, init_pid);
+    // That pid was the exec process, waiting in the container's pid
+    // namespace (two levels, not its init) under seccomp.
+    assert_eq!(
+        status_field(&got.status, "Seccomp").as_deref(),
+        Some("2"),
+        "{}",
+        got.status
+    );
+    let nspid = status_field(&got.status, "NSpid").unwrap_or_default();
+    let levels: Vec<&str> = nspid.split_whitespace().collect();
+    assert_eq!(levels.len(), 2, "{}", got.status);
+    assert_eq!(levels[0], exec_pid.to_string(), "{}", got.status);
+    assert_ne!(levels[1], "1", "{}", got.status);
+    let mkdir = [libc::SYS_mkdir, libc::SYS_mkdirat];
+    assert!(
+        got.syscalls.iter().all(|nr| mkdir.contains(nr)),
+        "{:?}",
+        got.syscalls
+    );
+    assert_eq!(
+        got.sockets,
+        Vec::<String>::new(),
+        "a socket outlived execve"
+    );
+    assert_eq!(b.status(), "running");
+}
+
+/// `exec` when the agent's socket is gone: one line naming the listener,
+/// nothing started in the container, which keeps running. runc 1.1.5:
+/// passes (exit 255).
+#[test]
+fn exec_with_the_listener_gone_is_refused_in_one_line() {
+    let mut b = sh_bundle("sc-notify-gone", "");
     b.config["process"]["args"] = json!(["sleep", "100"]);
     let socket = b.dir.join("agent.sock");
     let _agent = seccomp_agent(&socket, 1);
@@ -889,11 +980,14 @@ fn exec_under_a_notify_profile_is_refused_clearly() {
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
     });
     b.create_and_start();
+    std::fs::remove_file(&socket).unwrap();
     let out = ozz(&["exec", &b.id, "sh", "-c", "echo ran"]);
     let (text, err) = (stdout(&out), stderr(&out));
     assert!(!out.status.success(), "{text}{err}");
     assert_eq!(text, "", "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("not supported for exec"), "{err}");
+    assert!(err.contains(socket.to_str().unwrap()), "{err}");
     assert_eq!(b.status(), "running");
+    let procs = std::fs::read_to_string(b.cgroup_dir("pids").join("cgroup.procs")).unwrap();
+    assert_eq!(procs.lines().count(), 1, "{procs}");
 }

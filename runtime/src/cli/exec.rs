@@ -45,9 +45,16 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     let socket_path = args.console_socket.as_deref().filter(|_| terminal);
     let (console_for_child, console_keep) = crate::console::sockets(socket_path, terminal)?;
 
+    // why: the process is born inside the container, where listenerPath
+    // (a host path) cannot be reached: we connect, it inherits the socket.
+    let seccomp_listener = crate::security::seccomp::listener_path(&state.config)
+        .map(crate::security::seccomp::connect_listener)
+        .transpose()?;
+
     let config = ChildConfig {
         kind: ChildKind::Exec {
             target_pid: state.pid,
+            seccomp_listener: seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
         },
         spec: state.config.clone(),
         process,
@@ -68,10 +75,16 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     };
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);
+    // The process has its own copy; the agent sees EOF once it has exec'd.
+    let told_pid = seccomp_listener.is_some();
+    drop(seccomp_listener);
     let setup = (|| -> Result<()> {
         child
             .channel
             .send(&Msg::Proceed(state.oci_json(Status::Running).to_string()))?;
+        if told_pid {
+            child.channel.send(&Msg::Pid(child.pid))?;
+        }
         spawn::expect(&child.channel, Msg::Ready)
     })();
     if let Err(err) = setup {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod beancounters;
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod list;
 pub mod pause;
 pub mod pid;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod split;
@@ -57,8 +59,8 @@ pub struct GlobalOpts {
     /// Accepted for runc compatibility: true, false or auto
     #[arg(long = "rootless", id = "global_rootless")]
     pub rootless: Option<String>,
-    /// Accepted for runc compatibility (checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
+    /// Path to the criu binary for checkpoint and restore (default: criu on PATH)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
     /// Print the version
     #[arg(short = 'v', long)]
@@ -121,6 +123,92 @@ pub enum Command {
     Split(SplitArgs),
     /// Print the container a host process belongs to (vzpid)
     Pid(PidArgs),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(RestoreArgs),
+}
+
+/// The CRIU options checkpoint and restore share (runc's names).
+#[derive(Args, Debug, Clone)]
+pub struct CriuArgs {
+    /// Directory of the checkpoint images (default ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's logs and work files (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow a shell job (a process tree attached to a terminal)
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// How CRIU handles cgroups: soft, full, strict or ignore
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces created empty instead of restored (network)
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate the parent's pages as the images are written or read
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Lazy migration: memory pages are served on demand
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// File descriptor CRIU writes \0 to once the lazy-pages server is ready
+    #[arg(long = "status-fd")]
+    pub status_fd: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Images of a previous (pre-)dump, relative to the image path
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Keep the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump memory only, leaving the container running (for --parent-path)
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Send the memory pages to a CRIU page server at ADDRESS:PORT
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path to the bundle (the directory holding config.json)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container is restored instead of waiting for it
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the restored init's PID to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master of a terminal container
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (CRIU always pivots into the root)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not become the subreaper of the restored processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
 }
 
 #[derive(Args, Debug)]

@@ -3,7 +3,7 @@
 //! the parent as one line and the child exits.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -62,7 +62,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 
     // The seccomp agent's socket is a host path: connect before joining
     // namespaces or pivoting (see security/seccomp/notify.rs).
-    let listener = connect_seccomp_listener(config, &state_json)?;
+    let listener = connect_seccomp_listener(config, channel, &state_json)?;
     crate::trace::mark("child: released by parent");
 
     let fd_dir = match config.kind {
@@ -198,41 +198,47 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
 /// the message it gets once the filter is loaded.
 fn connect_seccomp_listener(
     config: &ChildConfig,
+    channel: &Channel,
     state_json: &str,
 ) -> Result<Option<seccomp::ListenerMessage>> {
-    let Some(profile) = config
+    let Some(path) = seccomp::listener_path(&config.spec) else {
+        return Ok(None);
+    };
+    let (socket, pid) = match config.kind {
+        ChildKind::Init => {
+            let socket = seccomp::connect_listener(path)?;
+            // Our pid as the runtime sees it: /proc is still the runtime's here.
+            let pid = std::fs::read_link("/proc/self")
+                .ok()
+                .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+                .context("read our pid from /proc/self")?;
+            (socket, pid)
+        }
+        ChildKind::Exec {
+            seccomp_listener, ..
+        } => {
+            // why: we were born in the container (its root, mount and pid
+            // namespaces): `ozz exec` connected for us on the host, and it
+            // tells our pid as it sees it (the helper reported it).
+            let fd = seccomp_listener.context("seccomp: no connection to the listener")?;
+            // SAFETY: the socket `ozz exec` connected, inherited through
+            // the helper and kept by close_fds_except; nothing else in this
+            // process owns it.
+            let socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+            let pid = match channel.recv()? {
+                Some(Msg::Pid(pid)) => pid,
+                _ => bail!("parent did not tell the process's pid for the seccomp listener"),
+            };
+            (socket, pid)
+        }
+    };
+    let metadata = config
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-    else {
-        return Ok(None);
-    };
-    let Some(path) = profile.listener_path() else {
-        return Ok(None);
-    };
-    if !seccomp::uses_notify(profile) {
-        return Ok(None); // the spec: ignored without a notify rule
-    }
-    if config.kind != ChildKind::Init {
-        // why: an exec process is born inside the container (root, mount
-        // and pid namespaces), where neither the host's listenerPath nor
-        // its runtime-side pid can be found.
-        bail!("seccomp: SCMP_ACT_NOTIFY is not supported for exec yet");
-    }
-    let socket = seccomp::connect_listener(path)?;
-    // Our pid as the runtime sees it: /proc is still the runtime's here.
-    let pid = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
-        .context("read our pid from /proc/self")?;
-    seccomp::ListenerMessage::new(
-        socket,
-        state_json,
-        pid,
-        profile.listener_metadata().as_deref(),
-    )
-    .map(Some)
+        .and_then(|s| s.listener_metadata().as_deref());
+    seccomp::ListenerMessage::new(socket, state_json, pid, metadata).map(Some)
 }
 
 /// A container created without `process`: the init holds the namespaces

@@ -14,7 +14,7 @@ mod tests;
 
 use std::fmt;
 
-pub use notify::{connect as connect_listener, uses_notify, ListenerMessage};
+pub use notify::{connect as connect_listener, listener_path, ListenerMessage};
 pub use profile::compile;
 
 /// Kernel limit on instructions per classic-BPF program (BPF_MAXINSNS).

@@ -3,28 +3,39 @@
 //!
 //! The filter is loaded by the container process itself, as the last step
 //! before execve, so that process is the one that holds the notify fd and
-//! sends it.  It connects to the listener early, while the host's paths
-//! are still reachable (before namespaces are joined and before
-//! pivot_root); the message is built before the filter, and the one
-//! system call made after the filter, besides execve, is this sendmsg
-//! (which is why sendmsg cannot be a notify rule).  The socket is
-//! close-on-exec: execve closes it, one state per connection.
+//! sends it.  The connection is made while the host's paths are still
+//! reachable: by the init before it joins namespaces and pivots, and for
+//! `exec` by the `ozz exec` parent, on the host, before the helper enters
+//! the container (the exec process inherits the socket).  The message is
+//! built before the filter, and the one system call made after the
+//! filter, besides execve, is this sendmsg (which is why sendmsg cannot be
+//! a notify rule).  The socket is close-on-exec: execve closes it, one
+//! state per connection.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, Spec};
 
 /// True when the profile notifies (so listenerPath is used at all).
-pub fn uses_notify(seccomp: &LinuxSeccomp) -> bool {
+fn uses_notify(seccomp: &LinuxSeccomp) -> bool {
     seccomp.default_action() == LinuxSeccompAction::ScmpActNotify
         || seccomp
             .syscalls()
             .iter()
             .flatten()
             .any(|e| e.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// The agent's socket of a container whose profile notifies: None without
+/// a profile, without a listenerPath, or without a notify rule (the spec:
+/// listenerPath is then ignored).
+pub fn listener_path(spec: &Spec) -> Option<&Path> {
+    let profile = spec.linux().as_ref()?.seccomp().as_ref()?;
+    let path = profile.listener_path().as_deref()?;
+    uses_notify(profile).then_some(path)
 }
 
 /// Connects to the agent's socket (a host path).
