@@ -563,6 +563,7 @@ pub fn remove_dirs(dirs: &[PathBuf]) -> Result<()> {
         if let Err(e) = remove_one(dir) {
             first_err.get_or_insert(e);
         }
+        crate::trace::mark_fmt!("cgroup rmdir {}", dir.display());
     }
     first_err.map_or(Ok(()), Err)
 }
@@ -590,6 +591,7 @@ fn remove_dir_retrying(dir: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if attempts < 200 => {
                 attempts += 1;
+                crate::trace::mark_fmt!("cgroup rmdir {} busy, retry", dir.display());
                 crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }

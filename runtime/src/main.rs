@@ -19,6 +19,7 @@ mod security;
 mod spawn;
 mod state;
 mod sync;
+mod trace;
 
 use clap::Parser;
 
@@ -28,6 +29,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const SPEC_VERSION: &str = "1.3.0";
 
 fn main() {
+    trace::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help is not an error: clap prints it and we exit 0.
@@ -40,6 +42,8 @@ fn main() {
             std::process::exit(1);
         }
     };
+    trace::enable_for_debug(cli.global.debug, cli.global.log.is_some());
+    trace::mark("cli parsed");
     if cli.global.version {
         print_version();
         return;
@@ -63,6 +67,7 @@ fn main() {
     // process's 1), and says so: "exec failed: …".
     let exec = matches!(command, Command::Exec(_));
     let result = dispatch(&cli.global, command);
+    trace::mark("done");
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {

@@ -401,6 +401,7 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
                 m.destination()
             )
         })?;
+        crate::trace::mark_fmt!("child: mount {}", m.destination().display());
         // why: a mount on / replaces the rootfs; later mounts (and
         // pivot_root, which goes by path) must land on the new one.
         if clean_path(m.destination()) == Path::new("/") {
@@ -416,6 +417,7 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
         create_default_devices(&root, ctx.in_user_ns)?;
         create_dev_symlinks(&root)?;
     }
+    crate::trace::mark("child: default devices");
     for device in spec
         .linux()
         .as_ref()

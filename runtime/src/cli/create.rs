@@ -68,10 +68,12 @@ pub fn create(
 ) -> Result<Created> {
     state::validate_id(&args.id)?;
     let mut bundle = bundle::load(&args.bundle)?;
+    crate::trace::mark("bundle loaded and validated");
     // Beancounter annotations become ordinary config fields before anything
     // exists on the host, so a conflict leaves nothing behind.
     bundle.spec =
         crate::beancounters::apply_to_spec(bundle.spec, &bundle.rootfs, cgroups::is_v2())?;
+    crate::trace::mark("beancounter annotations");
     let terminal = bundle
         .spec
         .process()
@@ -87,6 +89,7 @@ pub fn create(
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
+    crate::trace::mark("state dir created");
     let mut undo = Undo {
         child: None,
         cgroup_made: Vec::new(),
@@ -127,6 +130,7 @@ fn build(
     // The console socket: connect to the caller's, or make our own pair.
     let (console_for_child, console_keep) =
         crate::console::sockets(args.console_socket.as_deref(), relay_console)?;
+    crate::trace::mark("console sockets");
 
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -144,6 +148,7 @@ fn build(
         nix::sys::stat::Mode::empty(),
     )
     .context("open exec fifo")?;
+    crate::trace::mark("exec fifo made");
 
     // Without a process (allowed until start) the init is made all the
     // same and waits on the fifo; this default is never run.
@@ -168,6 +173,7 @@ fn build(
             other.0.id
         );
     }
+    crate::trace::mark("cgroup in-use check (every state read)");
     undo.cgroup_rel = cgroup_path
         .strip_prefix("/")
         .unwrap_or(&cgroup_path)
@@ -197,8 +203,11 @@ fn build(
     };
     dir.save_recovery(&recovery)?;
     dir.save(&state)?;
+    crate::trace::mark("provisional state, recovery file");
     let manager = cgroups::manager(&cgroup_path)?;
+    crate::trace::mark("cgroup manager");
     let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
+    crate::trace::mark("cgroup dirs created");
     cgroups::check_not_frozen(&cgroup_path)?;
     let child_config = ChildConfig {
         kind: ChildKind::Init,
@@ -216,6 +225,7 @@ fn build(
         cgroup_entry,
     };
     let child = spawn::fork_child(&child_config)?;
+    crate::trace::mark("child forked");
     undo.child = Some(child.pid);
     // why: the child prints "parent did not complete setup" when our end
     // of the channel closes first, which made a second error line; so on
@@ -242,14 +252,17 @@ fn build(
             &cgroups::effective_resources(&state.config)?,
             &state.cgroup_path,
         )?;
+        crate::trace::mark("cgroup limits applied");
         let creating_json = state.oci_json(Status::Creating).to_string();
         // why: the init keeps this first payload for its startContainer hooks,
         // which run once the container is created (runc passes "created"); the
         // createContainer hooks get the second payload, "creating", below.
         let created_json = state.oci_json(Status::Created).to_string();
         child.channel.send(&Msg::Proceed(created_json))?;
+        crate::trace::mark("child released");
 
         spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
+        crate::trace::mark("child mounted (waits for hooks)");
         let hooks = state.config.hooks().clone().unwrap_or_default();
         let hook_result = hooks::run_all("prestart", hooks.prestart().as_ref(), &creating_json)
             .and_then(|_| {
@@ -263,8 +276,10 @@ fn build(
             let _ = child.channel.send(&Msg::Failed(format!("{err:#}")));
             return Err(err);
         }
+        crate::trace::mark("prestart/createRuntime hooks");
         child.channel.send(&Msg::Proceed(creating_json))?;
         spawn::expect(&child.channel, Msg::Ready)?;
+        crate::trace::mark("child ready");
 
         let console_master = match console_keep {
             Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
@@ -272,6 +287,7 @@ fn build(
         };
         state.creating = false;
         dir.save(&state)?;
+        crate::trace::mark("state written");
         if let Some(pid_file) = &args.pid_file {
             write_pid_file(pid_file, child.pid)?;
         }

@@ -42,6 +42,7 @@ pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
         }
         Err(err) => return Err(err),
     };
+    crate::trace::mark("delete: state loaded");
     match state.status(&dir.path) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&state)?,
@@ -108,6 +109,7 @@ pub fn destroy(dir: ContainerDir, state: &ContainerState) -> Result<()> {
         kill_and_wait(state)?;
     }
     cgroups::remove(&state.cgroup_path)?;
+    crate::trace::mark("delete: cgroup removed");
     let stopped = state.oci_json(Status::Stopped).to_string();
     let poststop = state
         .config
@@ -115,5 +117,6 @@ pub fn destroy(dir: ContainerDir, state: &ContainerState) -> Result<()> {
         .as_ref()
         .and_then(|h| h.poststop().clone());
     hooks::run_all_warn("poststop", poststop.as_ref(), &stopped);
+    crate::trace::mark("delete: poststop hooks");
     dir.destroy()
 }

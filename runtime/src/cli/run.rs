@@ -26,6 +26,7 @@ pub fn run(global: &GlobalOpts, root: &Path, args: &RunArgs) -> Result<i32> {
     // life it blocked `state`, `kill` and `ps` from other shells.
     created.dir.unlock();
     let code = foreground::wait(pid, &mut signals, created.console_master);
+    crate::trace::mark("run: container exited");
     if !args.keep {
         match ContainerDir::open(root, &args.create.id) {
             // Another command may have deleted it meanwhile.

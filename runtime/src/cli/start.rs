@@ -13,6 +13,7 @@ use crate::state::{ContainerDir, ContainerState, Status};
 pub fn run(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
+    crate::trace::mark("start: state loaded");
     start_locked(&dir, &state)
 }
 
@@ -78,6 +79,7 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
             break;
         }
     }
+    crate::trace::mark("start: exec seen");
     match got.split_first() {
         Some((b'0', [])) => {}
         Some((b'0', why)) => {
@@ -101,6 +103,7 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         .as_ref()
         .and_then(|h| h.poststart().clone());
     hooks::run_all_warn("poststart", poststart.as_ref(), &running);
+    crate::trace::mark("start: poststart hooks");
     Ok(())
 }
 

@@ -175,6 +175,7 @@ pub fn reexec_sealed_with(strategy: Strategy) -> Result<()> {
     let current = self_exe_seal_kind().context("inspect /proc/self/exe")?;
     match decide(marker, current) {
         Decision::AlreadySealed => {
+            crate::trace::mark("seal: verified");
             VERIFIED.store(true, Ordering::Relaxed);
             return Ok(());
         }
@@ -185,6 +186,7 @@ pub fn reexec_sealed_with(strategy: Strategy) -> Result<()> {
         Decision::Reexec => {}
     }
 
+    crate::trace::handoff();
     let exe = open_self_exe()?;
     let argv = std::env::args_os()
         .map(|a| CString::new(a.into_vec()))

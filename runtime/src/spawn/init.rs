@@ -39,6 +39,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // there with CAP_SYS_PTRACE walks out through /proc/PID/fd/N/../..
     let keep = super::kept_fds(config, channel);
     super::close_fds_except(keep.low_end, &keep.singles)?;
+    crate::trace::mark("child: fds closed");
     // Until exec nothing in the container may ptrace us or open our
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
@@ -53,6 +54,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         enter_cgroup(config)?;
     }
 
+    crate::trace::mark("child: cgroup joined");
     let state_json = match channel.recv()? {
         Some(Msg::Proceed(state)) => state,
         _ => bail!("parent did not complete setup"),
@@ -61,6 +63,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // The seccomp agent's socket is a host path: connect before joining
     // namespaces or pivoting (see security/seccomp/notify.rs).
     let listener = connect_seccomp_listener(config, channel, &state_json)?;
+    crate::trace::mark("child: released by parent");
 
     let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
@@ -73,6 +76,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         return wait_without_process(config, channel, fd_dir.as_ref());
     }
 
+    crate::trace::mark("child: namespaces and rootfs done");
     let process = &config.process;
     if process.terminal().unwrap_or(false) {
         let socket = config
@@ -90,6 +94,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
 
     apply_process_attributes(&config.spec, process)?;
+    crate::trace::mark("child: process attributes");
     // As runc: the first chdir comes while we are still root, so a cwd
     // that only root can reach (a 0700 /root) works for any user; only a
     // permission error is retried once we are the process's user.
@@ -105,6 +110,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         Some(profile) => Some(seccomp::compile(profile).context("seccomp")?),
         None => None,
     };
+    crate::trace::mark("child: seccomp compiled");
     let default_caps = oci_spec::runtime::LinuxCapabilities::default();
     let empty_caps = empty_capabilities(&default_caps);
     let capabilities = process.capabilities().as_ref().unwrap_or(&empty_caps);
@@ -114,6 +120,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
+    crate::trace::mark("child: user switched");
     // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it stays
     // in permitted+effective until then, and execve drops it (see caps::apply).
     caps::apply(capabilities, filter.is_some() && !no_new_privs)?;
@@ -131,6 +138,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     let exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
+    crate::trace::mark("child: exec prepared");
 
     if config.fifo_fd.is_some() {
         crate::cli::create::check_fifo_can_open()?;
@@ -147,6 +155,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             // below fails: `start` takes the fifo's hangup as the end, and
             // `run` then kills us before run() could report the failure.
             let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fd_dir.as_ref(), fifo_fd)?);
+            crate::trace::mark("child: exec fifo opened (start)");
             // The host's procfs is not kept a moment longer than needed.
             drop(fd_dir);
             let start_hooks = config
@@ -155,6 +164,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
                 .as_ref()
                 .and_then(|h| h.start_container().clone());
             crate::hooks::run_all("startContainer", start_hooks.as_ref(), &state_json)?;
+            crate::trace::mark("child: startContainer hooks");
             Some(fifo)
         }
         None => None,
@@ -167,6 +177,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // call but execve (the profile may deny anything else), hence no
     // allocation either; install() allocates only on failure. With
     // SCMP_ACT_NOTIFY, one sendmsg hands the notify fd to the agent.
+    crate::trace::mark("child: last mark (seccomp load, execve)");
     if let Some(filter) = &filter {
         let notify_fd = filter.install().context("load seccomp filter")?;
         if let (Some(fd), Some(listener)) = (notify_fd, &listener) {
@@ -314,6 +325,7 @@ fn init_namespaces_and_rootfs(
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
     }
+    crate::trace::mark("child: setsid, keyring");
     if plan.has(LinuxNamespaceType::Uts) {
         if let Some(hostname) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(hostname).context("sethostname")?;
@@ -340,6 +352,7 @@ fn init_namespaces_and_rootfs(
         }
     }
     rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
+    crate::trace::mark("child: rootfs prepared");
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -349,6 +362,7 @@ fn init_namespaces_and_rootfs(
             new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
         },
     )?;
+    crate::trace::mark("child: mounts done");
     // prestart and createRuntime run in the runtime's namespaces (the
     // parent), createContainer here, before pivot_root.
     channel.send(&Msg::RunCreateRuntimeHooks)?;
@@ -363,6 +377,7 @@ fn init_namespaces_and_rootfs(
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
+    crate::trace::mark("child: createContainer hooks");
     // The exec fifo is reopened through our own /proc/self/fd (the host's
     // procfs, reachable until pivot_root): the container may have no /proc.
     let fd_dir = nix::fcntl::open(
@@ -374,9 +389,12 @@ fn init_namespaces_and_rootfs(
     // SAFETY: open just returned this descriptor; nothing else owns it.
     let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
     rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
+    crate::trace::mark("child: pivot_root");
     create_cwd(config.process.cwd())?;
     rootfs::finish(&config.spec)?;
+    crate::trace::mark("child: masked/readonly paths, sysctls");
     rootfs::finish_dev(&config.spec)?;
+    crate::trace::mark("child: /dev finished");
     Ok(Some(fd_dir))
 }
 

@@ -280,6 +280,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     }
     drop(child_end);
     crate::rootfs::close_bind_sources();
+    crate::trace::mark("clone3 (parent)");
     saved.restore()?;
     Ok(Child {
         pid,
@@ -295,6 +296,7 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
     let mut singles = vec![channel.as_raw_fd()];
     singles.extend(config.fifo_fd);
     singles.extend(config.console_socket);
+    singles.extend(crate::trace::kept_fd());
     if let ChildKind::Exec {
         seccomp_listener: Some(fd),
         ..
