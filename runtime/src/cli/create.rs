@@ -163,14 +163,14 @@ fn build(
         env.push("LISTEN_PID=1".to_string());
         process.set_env(Some(env));
     }
-    if let Some(other) = crate::state::load_all(dir.path.parent().unwrap_or(Path::new("/")))
-        .into_iter()
-        .find(|(s, _)| s.cgroup_path == cgroup_path && s.id != args.id)
-    {
+    if let Some(other) = crate::state::cgroup_user(
+        dir.path.parent().unwrap_or(Path::new("/")),
+        &cgroup_path,
+        &args.id,
+    ) {
         bail!(
-            "cgroup {} is in use by container {}",
-            cgroup_path.display(),
-            other.0.id
+            "cgroup {} is in use by container {other}",
+            cgroup_path.display()
         );
     }
     crate::trace::mark("cgroup in-use check (every state read)");
