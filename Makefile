@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec test-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2
+.PHONY: all build deps test unit spec test-v2 lint demo bench bench-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-docker e2e-docker-v2
 
 all: build
 
@@ -20,9 +20,9 @@ build:
 deps:
 	hack/deps
 
-# Unit tests, the conformance suite against the release binary, podman and
-# containerd end to end, and the cgroup v2 suites in a qemu guest.
-test: deps build lint unit spec e2e-podman e2e-containerd test-v2 e2e-podman-v2 e2e-containerd-v2
+# Unit tests, the conformance suite against the release binary, podman,
+# containerd and docker end to end, and the cgroup v2 suites in a qemu guest.
+test: deps build lint unit spec e2e-podman e2e-containerd e2e-docker test-v2 e2e-podman-v2 e2e-containerd-v2 e2e-docker-v2
 
 unit:
 	$(CARGO) test -p ozz
@@ -61,6 +61,20 @@ e2e-containerd: build
 e2e-containerd-v2: build
 	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-containerd --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-containerd-v2: SKIPPED: no cgroup v2 guest on this machine"; \
+	[ $$rc = 0 ] || [ $$rc = 77 ]
+
+# docker (Debian's docker.io 20.10, a private dockerd and containerd) runs
+# its containers with --runtime ozz, each check compared with --runtime runc;
+# part of `make test`. See docs/docker.md.
+e2e-docker: build
+	hack/e2e-docker --ozz $(OZZ)
+
+# All of them again in the cgroup v2 guest. docker.io is installed on the host
+# first: the guest's root is the host's, read-only. Exit 77: no guest.
+e2e-docker-v2: build
+	hack/e2e-docker --install-only
+	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-docker --ozz $(OZZ); \
+	rc=$$?; [ $$rc = 77 ] && echo "e2e-docker-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
 lint:
