@@ -20,6 +20,9 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let config_path = dir.join("config.json");
     let data =
         std::fs::read(&config_path).with_context(|| format!("read {}", config_path.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&data)
+        .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
+    check_objects(&value)?;
     let spec: Spec = parse_lenient(&data, |v| {
         if let Some(process) = v.get_mut("process") {
             normalize_process(process);
@@ -29,6 +32,82 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let rootfs = resolve_rootfs(&dir, &spec)?;
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// Where the spec requires a JSON object. serde reads a struct from an
+/// array too (its fields in order), so `"process": [...]` would otherwise be
+/// taken for a process.
+const OBJECTS: [&str; 24] = [
+    "",
+    "/root",
+    "/process",
+    "/process/user",
+    "/process/capabilities",
+    "/process/consoleSize",
+    "/process/ioPriority",
+    "/process/scheduler",
+    "/process/execCPUAffinity",
+    "/linux",
+    "/linux/resources",
+    "/linux/resources/memory",
+    "/linux/resources/cpu",
+    "/linux/resources/pids",
+    "/linux/resources/blockIO",
+    "/linux/resources/network",
+    "/linux/seccomp",
+    "/linux/sysctl",
+    "/linux/intelRdt",
+    "/linux/personality",
+    "/linux/memoryPolicy",
+    "/linux/timeOffsets",
+    "/hooks",
+    "/annotations",
+];
+
+/// Arrays whose entries must be objects.
+const OBJECT_LISTS: [&str; 14] = [
+    "/mounts",
+    "/process/rlimits",
+    "/linux/namespaces",
+    "/linux/devices",
+    "/linux/uidMappings",
+    "/linux/gidMappings",
+    "/linux/resources/devices",
+    "/linux/resources/hugepageLimits",
+    "/hooks/prestart",
+    "/hooks/createRuntime",
+    "/hooks/createContainer",
+    "/hooks/startContainer",
+    "/hooks/poststart",
+    "/hooks/poststop",
+];
+
+fn check_objects(config: &serde_json::Value) -> Result<()> {
+    let name = |pointer: &str| {
+        if pointer.is_empty() {
+            "the config".to_string()
+        } else {
+            pointer[1..].replace('/', ".")
+        }
+    };
+    for pointer in OBJECTS {
+        if let Some(v) = config.pointer(pointer) {
+            if !v.is_object() && !v.is_null() {
+                bail!("config.json: {} must be a JSON object", name(pointer));
+            }
+        }
+    }
+    for pointer in OBJECT_LISTS {
+        if let Some(list) = config.pointer(pointer).and_then(|v| v.as_array()) {
+            if list.iter().any(|v| !v.is_object()) {
+                bail!(
+                    "config.json: every entry of {} must be a JSON object",
+                    name(pointer)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Typed parsing of `data`; only when that fails, once more after
@@ -114,20 +193,30 @@ fn resolve_rootfs(dir: &Path, spec: &Spec) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-/// The checks runc makes before creating anything, with its wording where
-/// callers may match it.
-pub fn validate(spec: &Spec) -> Result<()> {
-    let version = spec.version();
-    if !version.starts_with("1.") {
-        bail!("config.json: unsupported ociVersion {version:?} (want 1.x)");
-    }
-    let process = spec
-        .process()
-        .as_ref()
-        .context("config.json: process is missing")?;
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() => {}
         _ => bail!("config.json: process.args must not be empty"),
+    }
+    // A NUL byte cannot reach execve or sethostname: it would cut the
+    // string short (or fail only after `start` said the container runs).
+    let nul = |s: &str| s.contains('\0');
+    if process.args().iter().flatten().any(|a| nul(a)) {
+        bail!("config.json: process.args contains a NUL byte");
+    }
+    if process.env().iter().flatten().any(|e| nul(e)) {
+        bail!("config.json: process.env contains a NUL byte");
+    }
+    if process.cwd().as_os_str().as_encoded_bytes().contains(&0) {
+        bail!("config.json: process.cwd contains a NUL byte");
+    }
+    if let Some(io) = process.io_priority() {
+        if !(0..=7).contains(&io.priority()) {
+            bail!(
+                "config.json: process.ioPriority.priority {} is out of range 0-7",
+                io.priority()
+            );
+        }
     }
     if !process.cwd().is_absolute() {
         bail!(
@@ -144,6 +233,28 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 rlimit.hard()
             );
         }
+    }
+    Ok(())
+}
+
+/// The checks runc makes before creating anything, with its wording where
+/// callers may match it.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        bail!("config.json: unsupported ociVersion {version:?} (want 1.x)");
+    }
+    // The spec makes `process` optional until `start` (which refuses a
+    // container without one); what is given must be valid now.
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
+    }
+    let nul = |s: &str| s.contains('\0');
+    if spec.hostname().as_deref().is_some_and(nul) {
+        bail!("config.json: hostname contains a NUL byte");
+    }
+    if spec.domainname().as_deref().is_some_and(nul) {
+        bail!("config.json: domainname contains a NUL byte");
     }
     let linux = spec.linux().as_ref();
     let namespaces = linux

@@ -35,13 +35,23 @@ pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
         return Ok(PathBuf::from("/").join(id));
     };
     let text = path.to_string_lossy();
-    if systemd {
-        return systemd_to_cgroupfs(&text, id);
+    if text.contains(['\0', '\n']) {
+        bail!("cgroupsPath {text:?} must not contain a NUL byte or a newline");
     }
-    if text.split('/').any(|part| part == "..") {
+    let path = if systemd {
+        systemd_to_cgroupfs(&text, id)?
+    } else {
+        PathBuf::from("/").join(text.trim_start_matches('/'))
+    };
+    // The same rule for both forms: a systemd unit name with a "/" in it
+    // would otherwise walk out of its slice (and into other hierarchies).
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         bail!("cgroupsPath {text:?} must not contain \"..\"");
     }
-    Ok(PathBuf::from("/").join(text.trim_start_matches('/')))
+    Ok(path)
 }
 
 fn systemd_to_cgroupfs(text: &str, id: &str) -> Result<PathBuf> {
@@ -49,6 +59,12 @@ fn systemd_to_cgroupfs(text: &str, id: &str) -> Result<PathBuf> {
     let [slice, prefix, name] = parts[..] else {
         bail!("expected cgroupsPath of the form \"slice:prefix:name\" for systemd cgroups, got {text:?}");
     };
+    if [slice, prefix, name]
+        .iter()
+        .any(|p| p.contains('/') || *p == "." || *p == "..")
+    {
+        bail!("cgroupsPath {text:?}: a systemd slice, prefix or name must not contain \"/\" or be \".\" or \"..\"");
+    }
     let slice = if slice.is_empty() {
         "system.slice"
     } else {
@@ -458,31 +474,128 @@ pub fn all_dirs(path: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Removes the cgroup if it exists, killing anything left in it first.
-pub fn remove(path: &Path) -> Result<()> {
-    for dir in all_dirs(path)? {
-        if !dir.exists() {
-            continue;
+/// The hierarchy mounts a container's cgroup lives in (as [`all_dirs`]).
+fn hierarchy_mounts() -> Result<Vec<PathBuf>> {
+    if is_v2() {
+        return Ok(vec![PathBuf::from(CGROUP_ROOT)]);
+    }
+    let h = V1Hierarchies::read()?;
+    Ok(h.unified
+        .into_iter()
+        .chain(h.controllers)
+        .chain(h.systemd)
+        .collect())
+}
+
+/// Before create makes anything: every level of the cgroup path must be a
+/// directory where it exists, and an existing cgroup must hold no process
+/// (runc 1.2's rule; joining one would let our cleanup kill processes ozz
+/// never started). Returns the directories that do not exist yet, deepest
+/// first: what a failed create may remove, and nothing else.
+pub fn check_before_create(path: &Path) -> Result<Vec<PathBuf>> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let mut missing = Vec::new();
+    for mount in hierarchy_mounts()? {
+        let mut dir = mount.clone();
+        for part in rel.components() {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => bail!(
+                    "cgroupsPath {}: {} is not a directory",
+                    path.display(),
+                    dir.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir.clone()),
+                Err(e) => return Err(e).with_context(|| format!("stat {}", dir.display())),
+            }
         }
-        kill_all(&dir);
-        // rmdir fails with EBUSY until the killed tasks are gone.
-        let mut attempts = 0;
-        loop {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if attempts < 200 => {
-                    attempts += 1;
-                    crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("remove cgroup {}", dir.display()))
-                }
+        let leaf = mount.join(rel);
+        if leaf.is_dir() {
+            let found = count_procs(&leaf, 0);
+            if found > 0 {
+                bail!("container's cgroup is not empty: {found} process(es) found");
             }
         }
     }
+    missing.reverse();
+    Ok(missing)
+}
+
+/// Processes in a cgroup directory and its descendants.
+fn count_procs(dir: &Path, depth: u32) -> usize {
+    let mut n = read_procs(dir).len();
+    if depth < 32 {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                n += count_procs(&entry.path(), depth + 1);
+            }
+        }
+    }
+    n
+}
+
+/// A cgroup frozen before the container exists would freeze its init
+/// mid-setup and hang create: refuse it, as runc does.
+pub fn check_not_frozen(path: &Path) -> Result<()> {
+    for dir in all_dirs(path)? {
+        let v1 = std::fs::read_to_string(dir.join("freezer.state"))
+            .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"));
+        let v2 = std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            || read_keyed(&dir.join("cgroup.events"), "frozen") == Some(1);
+        if v1 || v2 {
+            bail!("container's cgroup unexpectedly frozen");
+        }
+    }
     Ok(())
+}
+
+/// Removes the cgroup if it exists, killing anything left in it first.
+/// Every hierarchy is tried even when one fails; the first error is returned.
+pub fn remove(path: &Path) -> Result<()> {
+    remove_dirs(&all_dirs(path)?)
+}
+
+/// Removes these cgroup directories (see [`remove`]).
+pub fn remove_dirs(dirs: &[PathBuf]) -> Result<()> {
+    let mut first_err = None;
+    for dir in dirs {
+        if let Err(e) = remove_one(dir) {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+fn remove_one(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    kill_all(dir);
+    // Sub-cgroups (`exec --cgroup`) first, deepest first, as runc does.
+    let mut subs = sub_cgroups(dir);
+    subs.reverse();
+    for sub in &subs {
+        remove_dir_retrying(sub)?;
+    }
+    remove_dir_retrying(dir)
+}
+
+fn remove_dir_retrying(dir: &Path) -> Result<()> {
+    // rmdir fails with EBUSY until the killed tasks are gone.
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if attempts < 200 => {
+                attempts += 1;
+                crate::log::debug(&format!("rmdir {}: {e}; retrying", dir.display()));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e).with_context(|| format!("remove cgroup {}", dir.display())),
+        }
+    }
 }
 
 /// SIGKILL to every process of one cgroup directory: through cgroup.kill
@@ -507,12 +620,40 @@ pub fn kill_every_process(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The processes of one cgroup directory and of its sub-cgroups
+/// (`exec --cgroup` puts processes there; cgroup.procs lists only its own).
 fn read_procs(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
+    std::iter::once(dir.to_path_buf())
+        .chain(sub_cgroups(dir))
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .collect()
+}
+
+/// Every directory below `dir`, parents before their children.
+fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut next = 0;
+    let mut current = dir.to_path_buf();
+    loop {
+        if let Ok(entries) = std::fs::read_dir(&current) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    found.push(entry.path());
+                }
+            }
+        }
+        let Some(dir) = found.get(next) else {
+            return found;
+        };
+        current = dir.clone();
+        next += 1;
+    }
 }
 
 /// The processes of the container's cgroup (all hierarchies, once each).
@@ -555,7 +696,8 @@ pub fn controller_dir(controller: &str, path: &Path) -> PathBuf {
 }
 
 /// Device rules every container gets after the bundle's own, as runc adds
-/// them: the default /dev nodes, ptys, and each of linux.devices.
+/// them: the default /dev nodes and ptys. linux.devices entries get no rule
+/// of their own (runc): after a deny-all only the bundle's rules allow them.
 pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
     let linux = spec.linux().as_ref();
     let mut resources = linux
@@ -583,7 +725,19 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         bail!("invalid configuration: rdma limits need cgroup v2");
     }
     let mut rules = resources.devices().clone().unwrap_or_default();
-    let mut extra = vec![
+    // why: the kernel refuses a devices.allow/deny line without access
+    // ("c 1:9 ", EINVAL) and v2 would make it a rule matching nothing. The
+    // spec makes access optional: a rule without it covers "rwm".
+    for rule in &mut rules {
+        match rule.access().as_deref() {
+            None | Some("") => {
+                rule.set_access(Some("rwm".to_string()));
+            }
+            Some(access) if access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) => {}
+            Some(access) => bail!("invalid device access {access:?} in linux.resources.devices"),
+        }
+    }
+    let extra = vec![
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}),
@@ -594,15 +748,6 @@ pub fn effective_resources(spec: &Spec) -> Result<LinuxResources> {
         serde_json::json!({"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}),
         serde_json::json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}),
     ];
-    for device in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
-        let typ = match device.typ() {
-            oci_spec::runtime::LinuxDeviceType::B => "b",
-            oci_spec::runtime::LinuxDeviceType::P => continue,
-            _ => "c",
-        };
-        extra.push(serde_json::json!({"allow": true, "type": typ,
-            "major": device.major(), "minor": device.minor(), "access": "rwm"}));
-    }
     for rule in extra {
         rules.push(serde_json::from_value(rule).context("default device rule")?);
     }

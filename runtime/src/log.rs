@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
+
 use crate::cli::LogFormat;
 
 struct LogTarget {
@@ -18,12 +20,24 @@ struct LogTarget {
 
 static TARGET: OnceLock<LogTarget> = OnceLock::new();
 
-pub fn init(path: Option<PathBuf>, format: LogFormat, debug: bool) {
+/// Sets the log up; a log file is created (or opened) now, so a path that
+/// cannot be written (a missing directory, a directory) fails the command.
+/// It is closed again and reopened for each line: a descriptor held open
+/// here could take a number `--preserve-fds` passes into the container.
+pub fn init(path: Option<PathBuf>, format: LogFormat, debug: bool) -> Result<()> {
+    if let Some(path) = &path {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+    }
     let _ = TARGET.set(LogTarget {
         path,
         format,
         debug,
     });
+    Ok(())
 }
 
 pub fn error(msg: &str) {
@@ -64,6 +78,42 @@ fn write(level: &str, msg: &str) {
     }
 }
 
+/// Longest error line ozz prints (bytes): a path or value quoted from a
+/// config may be megabytes long.
+const MAX_LINE: usize = 4096;
+
+/// An error as one line of sane length: newlines and other control
+/// characters are escaped, and the middle of an overlong message is cut.
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MAX_LINE + 64));
+    for c in msg.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    if out.len() <= MAX_LINE {
+        return out;
+    }
+    let mut head = MAX_LINE / 2;
+    while !out.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = out.len() - MAX_LINE / 2;
+    while !out.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} …({} bytes cut)… {}",
+        &out[..head],
+        tail - head,
+        &out[tail..]
+    )
+}
+
 /// UTC time as RFC 3339 with nanoseconds, the form Go's time package prints.
 pub fn rfc3339_now() -> String {
     let now = SystemTime::now()
@@ -92,6 +142,16 @@ pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::format_rfc3339;
+
+    #[test]
+    fn error_lines_are_single_and_capped() {
+        let long = "x".repeat(1 << 20);
+        let line = super::one_line(&format!("a\nb{long}"));
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("a\\nb"));
+        assert!(line.len() < 4200, "{}", line.len());
+        assert_eq!(super::one_line("plain"), "plain");
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -39,29 +39,41 @@ fn main() {
             std::process::exit(1);
         }
     };
-    log::init(
-        cli.global.log.clone(),
-        cli.global.log_format,
-        cli.global.debug,
-    );
     if cli.global.version {
         print_version();
         return;
+    }
+    // A log that cannot be written is an error before anything is done, as
+    // in runc: the caller would otherwise lose the reason of a failure.
+    if let Err(err) = log::init(
+        cli.global.log.clone(),
+        cli.global.log_format,
+        cli.global.debug,
+    ) {
+        eprintln!("{err:#}");
+        std::process::exit(1);
     }
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         let _ = Cli::command().print_help();
         std::process::exit(0);
     };
+    // runc's exec fails with 255 (its own exit code cannot be told from the
+    // process's 1), and says so: "exec failed: …".
+    let exec = matches!(command, Command::Exec(_));
     let result = dispatch(&cli.global, command);
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             // One line, outermost context first, like runc's "create: ...: reason".
-            let msg = format!("{err:#}");
+            let msg = log::one_line(&if exec {
+                format!("exec failed: {err:#}")
+            } else {
+                format!("{err:#}")
+            });
             log::error(&msg);
             eprintln!("{msg}");
-            std::process::exit(1);
+            std::process::exit(if exec { 255 } else { 1 });
         }
     }
 }
@@ -74,6 +86,9 @@ fn print_version() {
 /// Runs one command; the Ok value is the process exit code.
 fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     let root = state::root_dir(global.root.as_deref());
+    if root.exists() && !root.is_dir() {
+        anyhow::bail!("--root {}: not a directory", root.display());
+    }
     match command {
         Command::Create(args) => cli::create::run(global, &root, &args).map(|_| 0),
         Command::Start(args) => cli::start::run(&root, &args.id).map(|_| 0),

@@ -88,6 +88,13 @@ pub fn join(typ: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
         .with_context(|| format!("join {} namespace {}", proc_name(typ), path.display()))
 }
 
+/// The identity (device, inode) of the caller's namespace of type `typ`.
+pub fn current_id(typ: LinuxNamespaceType) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(format!("/proc/self/ns/{}", proc_name(typ))).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// Whether `file` names the namespace of type `typ` the caller is in.
 fn is_current(file: &File, typ: LinuxNamespaceType) -> bool {
     use std::os::unix::fs::MetadataExt;

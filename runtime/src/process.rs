@@ -389,18 +389,58 @@ pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// execve; returns only on failure.
-pub fn exec(program: &Path, args: &[String], env: &[String]) -> anyhow::Error {
-    let prog = match CString::new(program.as_os_str().as_bytes()) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    let (argv, envp) = match (cstrings(args), cstrings(env)) {
-        (Ok(a), Ok(e)) => (a, e),
-        (Err(e), _) | (_, Err(e)) => return e,
-    };
-    let err = nix::unistd::execve(&prog, &argv, &envp).unwrap_err();
-    anyhow::Error::new(err).context(format!("exec {:?}", program))
+/// Everything execve needs, built ahead of time: once the seccomp filter is
+/// loaded, the only system call left is execve itself, so nothing may
+/// allocate (mmap/brk could be denied) between the filter and the exec.
+pub struct ExecArgs {
+    program: CString,
+    // Owned strings the pointer arrays point into; never mutated.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(program: &Path, args: &[String], env: &[String]) -> Result<Self> {
+        let prog = CString::new(program.as_os_str().as_bytes())
+            .with_context(|| format!("NUL byte in {program:?}"))?;
+        let argv = cstrings(args)?;
+        let envp = cstrings(env)?;
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(Self {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            program: prog,
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// execve without allocating; returns only on failure, with its errno.
+    pub fn exec(&self) -> nix::errno::Errno {
+        // SAFETY: the program path and every argv/envp entry are NUL-terminated
+        // strings owned by `self` (moving a CString does not move its heap
+        // buffer), and both pointer arrays end with a null pointer.
+        unsafe {
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.envp_ptrs.as_ptr(),
+            )
+        };
+        nix::errno::Errno::last()
+    }
+
+    /// The failure of [`exec`](Self::exec) as an error naming the program.
+    pub fn error(&self, errno: nix::errno::Errno) -> anyhow::Error {
+        anyhow::Error::new(errno).context(format!("exec {:?}", self.program))
+    }
 }
 
 #[cfg(test)]

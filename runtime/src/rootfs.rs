@@ -190,11 +190,17 @@ fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
 
 /// Prepares the host side of the mount namespace: nothing the container
 /// mounts propagates back, and the rootfs becomes a mount of its own.
-pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+/// `shares_host_mounts`: the container has no mount namespace of its own;
+/// the host's root keeps its propagation and only the rootfs bind is made
+/// (so that a read-only root never remounts the host's filesystem), as runc.
+pub fn prepare(spec: &Spec, rootfs: &Path, shares_host_mounts: bool) -> Result<()> {
     // why: the cgroup namespace is left out of clone3 (see spawn::fork_child)
     // and created here, the first step after the parent has moved us into
     // the container's cgroup and before any cgroup mount needs it.
     crate::namespaces::unshare_cgroup_if_new(spec)?;
+    if shares_host_mounts {
+        return bind_rootfs(rootfs);
+    }
     let propagation = match spec
         .linux()
         .as_ref()
@@ -204,6 +210,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         Some(p) => {
             let parsed = parse_options(&[p.to_string()]);
             match parsed.propagation.as_slice() {
+                // why: an unbindable / cannot have the rootfs bound out of
+                // it (EINVAL, where runc fails): the namespace starts
+                // private and the new root is made unbindable after
+                // pivot_root (finish).
+                [flag] if flag.contains(MsFlags::MS_UNBINDABLE) => {
+                    MsFlags::MS_PRIVATE | (*flag & MsFlags::MS_REC)
+                }
                 [flag] => *flag,
                 _ => bail!("invalid rootfsPropagation {p:?}"),
             }
@@ -219,6 +232,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         .context("set propagation of /")?;
     // pivot_root refuses a new root whose parent mount is shared.
     make_parent_private(rootfs)?;
+    bind_rootfs(rootfs)
+}
+
+fn bind_rootfs(rootfs: &Path) -> Result<()> {
     mount(
         Some(rootfs),
         rootfs,
@@ -272,6 +289,92 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
+/// Bind sources opened by the runtime before the child entered its user
+/// namespace, by index in config.mounts. The child is a copy of the
+/// parent's memory and descriptors, and takes them from here.
+static BIND_SOURCES: std::sync::Mutex<Vec<(usize, std::os::fd::OwnedFd)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Opens (O_PATH) the source of every bind mount, to be called before the
+/// container's user namespace exists: its root may not be allowed to reach
+/// the source (a 0700 or 000 directory on the way), the runtime is. Sources
+/// inside the rootfs are left to the child, since earlier mounts of the
+/// config may cover them. A source that cannot be opened here is left to
+/// the child too, which reports it.
+pub fn open_bind_sources(spec: &Spec, rootfs: &Path) {
+    let mut opened = Vec::new();
+    for (index, m) in spec.mounts().iter().flatten().enumerate() {
+        let options = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let bind = m.typ().as_deref() == Some("bind") || options.is_bind();
+        let Some(source) = m.source().as_deref().filter(|_| bind) else {
+            continue;
+        };
+        // (Resolved: a symlinked way into the rootfs is inside it too; a
+        // source that does not exist yet may be made by an earlier mount.)
+        let inside = |real: &Path| real.starts_with(rootfs);
+        if !std::fs::canonicalize(source).is_ok_and(|real| !inside(&real)) {
+            continue;
+        }
+        let Ok(file) = nix::fcntl::open(
+            source,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        // SAFETY: open just returned this descriptor; nothing else owns it.
+        let file = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(file) };
+        // why: a detached copy of the tree, not the O_PATH fd: mount(2)
+        // refuses to bind from a mount of another namespace (EINVAL),
+        // move_mount attaches a detached one.
+        let recursive = options.flags.contains(MsFlags::MS_REC);
+        if let Ok(tree) = crate::mount_api::open_tree_clone(file.as_fd(), recursive) {
+            opened.push((index, tree));
+        }
+    }
+    *BIND_SOURCES.lock().unwrap_or_else(|e| e.into_inner()) = opened;
+}
+
+/// The descriptors of the opened sources, which the child keeps until
+/// mount_all has attached them.
+pub fn bind_source_fds() -> Vec<std::os::fd::RawFd> {
+    BIND_SOURCES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, fd)| fd.as_raw_fd())
+        .collect()
+}
+
+/// Closes the parent's copies once the child has its own.
+pub fn close_bind_sources() {
+    drop(take_bind_sources());
+}
+
+fn take_bind_sources() -> Vec<(usize, std::os::fd::OwnedFd)> {
+    std::mem::take(&mut *BIND_SOURCES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A /dev asked read-only is mounted writable, for the nodes and mounts
+/// made under it, and remounted read-only last (runc's order).
+pub fn finish_dev(spec: &Spec) -> Result<()> {
+    let ro_dev = spec.mounts().iter().flatten().any(|m| {
+        clean_path(m.destination()) == Path::new("/dev")
+            && parse_options(m.options().as_deref().unwrap_or(&[]))
+                .flags
+                .contains(MsFlags::MS_RDONLY)
+    });
+    if ro_dev {
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | locked_flags(Path::new("/dev"));
+        mount(None::<&str>, "/dev", None::<&str>, flags, None::<&str>)
+            .context("remount /dev read-only")?;
+    }
+    Ok(())
+}
+
 /// Everything mounted into the rootfs before pivot_root.
 pub struct MountContext<'a> {
     pub rootfs: &'a Path,
@@ -281,17 +384,28 @@ pub struct MountContext<'a> {
 }
 
 pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
-    let root =
-        Root::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()))?;
+    let open_root =
+        || Root::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()));
+    let mut root = open_root()?;
     let mounts = spec.mounts().clone().unwrap_or_default();
-    for m in &mounts {
-        mount_one(&root, m, ctx).with_context(|| {
+    let mut sources = take_bind_sources();
+    for (index, m) in mounts.iter().enumerate() {
+        let opened = sources
+            .iter()
+            .position(|(i, _)| *i == index)
+            .map(|at| sources.swap_remove(at).1);
+        mount_one(&root, m, opened.as_ref(), ctx).with_context(|| {
             format!(
                 "mount {:?} on {:?}",
                 m.source().as_deref().unwrap_or(Path::new("")),
                 m.destination()
             )
         })?;
+        // why: a mount on / replaces the rootfs; later mounts (and
+        // pivot_root, which goes by path) must land on the new one.
+        if clean_path(m.destination()) == Path::new("/") {
+            root = open_root()?;
+        }
     }
     let dev_is_bind = mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -324,11 +438,16 @@ fn fd_path(fd: &impl AsFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
-fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
-    let options = parse_options(m.options().as_deref().unwrap_or(&[]));
+fn mount_one(
+    root: &Root,
+    m: &Mount,
+    opened: Option<&std::os::fd::OwnedFd>,
+    ctx: &MountContext,
+) -> Result<()> {
+    let mut options = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().clone().unwrap_or_default();
     let is_bind = options.is_bind() || typ == "bind";
-    let dest = m.destination();
+    let dest = &resolve_in_root(root, m.destination());
     let source = m.source().clone().unwrap_or_default();
 
     // why: `ozz features` reports idmap disabled; mounting without the
@@ -343,13 +462,27 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &options, ctx);
     }
+    check_proc_mount(m.destination(), &typ, is_bind, &source)?;
     check_proc_mount(dest, &typ, is_bind, &source)?;
+    // why: a /proc that is a symlink in the image would leave the
+    // container's /proc wherever the image points it (or nowhere).
+    if typ == "proc" && *dest != clean_path(m.destination()) {
+        bail!(
+            "{} is a symlink in the rootfs: refusing to mount proc through it",
+            m.destination().display()
+        );
+    }
 
     // A file bind-mounted needs a file to land on; everything else a directory.
     let source_is_file = is_bind
-        && std::fs::metadata(&source)
-            .map(|s| !s.is_dir())
-            .unwrap_or(false);
+        && match opened {
+            Some(fd) => nix::sys::stat::fstat(fd.as_raw_fd())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR),
+            None => std::fs::metadata(&source)
+                .map(|s| !s.is_dir())
+                .unwrap_or(false),
+        };
+    let existed = root.resolve(dest).is_ok();
     let target = if source_is_file {
         ensure_file(root, dest)?
     } else {
@@ -366,20 +499,37 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
 
     if is_bind {
         let bind_flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
-        mount(
-            Some(&source),
-            &target_path,
-            None::<&str>,
-            bind_flags,
-            None::<&str>,
-        )
+        match opened {
+            // A copy of the source the runtime made before entering the
+            // user namespace.
+            Some(tree) => crate::mount_api::move_mount_to_fd(tree.as_fd(), target.as_fd()),
+            None => mount(
+                Some(&source),
+                &target_path,
+                None::<&str>,
+                bind_flags,
+                None::<&str>,
+            )
+            .map_err(Into::into),
+        }
         .with_context(|| format!("bind {}", source.display()))?;
         // Re-resolve: the mount now covers the old target inode.
         let target = root.resolve(dest)?;
         let target_path = fd_path(&target);
         let extra = options.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&target_path);
+        // why: a bind starts with the source mount's flags. Outside a user
+        // namespace those not asked for are cleared (a read-only or noexec
+        // source does not make the container's mount so); inside one the
+        // kernel locks them, and the remount must repeat them.
+        let inherited = locked_flags(&target_path) & CLEARABLE;
+        let clear_inherited = !ctx.in_user_ns && !(inherited - extra).is_empty();
+        if !extra.is_empty() || clear_inherited {
+            let keep = if ctx.in_user_ns {
+                locked_flags(&target_path)
+            } else {
+                locked_flags(&target_path) - CLEARABLE
+            };
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep;
             mount(
                 None::<&str>,
                 &target_path,
@@ -392,6 +542,19 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
         return finish_mount(&target_path, &options);
     }
 
+    // why: runc's behaviour: a tmpfs without mode= keeps the mode of the
+    // directory of the image it covers (the kernel would give 1777); one
+    // created here for it gets the kernel's.
+    if typ == "tmpfs" && existed && !options.data.iter().any(|d| d.starts_with("mode=")) {
+        if let Ok(st) = nix::sys::stat::fstat(target.as_fd().as_raw_fd()) {
+            options.data.push(format!("mode={:o}", st.st_mode & 0o7777));
+        }
+    }
+    // why: devices and devpts are made under /dev after this mount; a
+    // read-only /dev is remounted so at the end (finish_dev), as runc.
+    if clean_path(dest) == Path::new("/dev") {
+        options.flags.remove(MsFlags::MS_RDONLY);
+    }
     let data = options.data.join(",");
     let result = mount(
         Some(&source),
@@ -407,7 +570,10 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
     match result {
         Ok(()) => {}
         // sysfs cannot be mounted in a user namespace without its own network
-        // namespace: fall back to a recursive read-only bind of the host's.
+        // namespace (runc fails there): bind the host's instead, and make
+        // every mount of it read-only with the flags asked. why: the bind
+        // alone kept the host's flags, a writable /sys with the host's
+        // cgroup trees under it.
         Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
             mount(
                 Some("/sys"),
@@ -417,11 +583,89 @@ fn mount_one(root: &Root, m: &Mount, ctx: &MountContext) -> Result<()> {
                 None::<&str>,
             )
             .context("bind /sys")?;
+            let target = root.resolve(dest)?;
+            let mut set = MOUNT_ATTR_RDONLY;
+            for (ms, attr) in [
+                (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+                (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+                (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            ] {
+                if options.flags.contains(ms) {
+                    set |= attr;
+                }
+            }
+            mount_setattr(&fd_path(&target), set, 0).context("make the /sys bind read-only")?;
         }
         Err(e) => return Err(e).with_context(|| format!("mount type {typ:?}")),
     }
     let target = root.resolve(dest)?;
     finish_mount(&fd_path(&target), &options)
+}
+
+/// Flags a bind takes from its source that the config must ask for.
+const CLEARABLE: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOATIME)
+    .union(MsFlags::MS_NODIRATIME);
+
+/// `path` made absolute and lexically clean ("." and ".." removed).
+fn clean_path(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => clean.push(n),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    clean
+}
+
+/// The destination with every symlink on the way followed inside the
+/// rootfs, dangling ones included (`/etc/x -> ../foo/not/here` gives
+/// `/foo/not/here`, created later), as runc does. The links are read
+/// through the rootfs handle, so none can lead out of it.
+fn resolve_in_root(root: &Root, dest: &Path) -> PathBuf {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let mut todo: VecDeque<OsString> = clean_path(dest)
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut done = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        if c == "." {
+            continue;
+        }
+        let next = done.join(&c);
+        match root.readlink(&next) {
+            Ok(target) if links < 40 => {
+                links += 1;
+                if target.is_absolute() {
+                    done = PathBuf::from("/");
+                }
+                for part in target.components().rev() {
+                    match part {
+                        std::path::Component::Normal(n) => todo.push_front(n.to_owned()),
+                        std::path::Component::ParentDir => todo.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => done = next,
+        }
+    }
+    done
 }
 
 /// why: a mount over /proc or inside it can hide what the kernel's procfs
@@ -525,7 +769,12 @@ fn mount_cgroup(
             .context("mount cgroup2")?;
         } else {
             let host = crate::cgroups::controller_dir("", ctx.cgroup_path);
-            bind_readonly_maybe(root, &host, dest, readonly)?;
+            bind_with_flags(
+                root,
+                &host,
+                dest,
+                options.flags & (base | MsFlags::MS_RDONLY),
+            )?;
         }
         return Ok(());
     }
@@ -562,8 +811,13 @@ fn mount_cgroup(
         }
         let sub = dest.join(&name);
         root.mkdir_all(&sub, &perm)?;
-        bind_readonly_maybe(root, &host, &sub, readonly)
-            .with_context(|| format!("bind cgroup {}", host.display()))?;
+        bind_with_flags(
+            root,
+            &host,
+            &sub,
+            options.flags & (base | MsFlags::MS_RDONLY),
+        )
+        .with_context(|| format!("bind cgroup {}", host.display()))?;
     }
     if readonly {
         let target = root.resolve(dest)?;
@@ -580,10 +834,10 @@ fn mount_cgroup(
     Ok(())
 }
 
-/// Binds `source` onto `dest` in the rootfs, read-only if asked. The
-/// remount goes through a fresh handle: the old one names the directory
-/// the bind now covers, not the new mount.
-fn bind_readonly_maybe(root: &Root, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
+/// Binds `source` onto `dest` in the rootfs with `flags` (ro, nosuid, …).
+/// The remount goes through a fresh handle: the old one names the
+/// directory the bind now covers, not the new mount.
+fn bind_with_flags(root: &Root, source: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = root.resolve(dest)?;
     mount(
         Some(source),
@@ -592,11 +846,10 @@ fn bind_readonly_maybe(root: &Root, source: &Path, dest: &Path, readonly: bool) 
         MsFlags::MS_BIND,
         None::<&str>,
     )?;
-    if readonly {
+    if !flags.is_empty() {
         let covered = root.resolve(dest)?;
         let target = fd_path(&covered);
-        let flags =
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&target);
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&target);
         mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)?;
     }
     Ok(())
@@ -663,9 +916,10 @@ fn create_device(root: &Root, device: &LinuxDevice, in_user_ns: bool) -> Result<
         LinuxDeviceType::A => bail!("device type \"a\" is only valid in cgroup rules"),
     };
     let owner = Some((device.uid().unwrap_or(0), device.gid().unwrap_or(0)));
+    // "/dev/fuse/" names /dev/fuse, as in runc.
     make_node(
         root,
-        device.path(),
+        &clean_path(device.path()),
         kind,
         device.major() as u64,
         device.minor() as u64,
@@ -728,9 +982,18 @@ fn make_node(
     Ok(())
 }
 
-/// Makes `rootfs` the root: pivot_root, or chroot with --no-pivot.
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// Makes `rootfs` the root: pivot_root, or chroot with --no-pivot. In the
+/// host's mount namespace only chroot: pivot_root and MS_MOVE there would
+/// change every host process's root.
+pub fn enter(rootfs: &Path, no_pivot: bool, shares_host_mounts: bool) -> Result<()> {
+    if shares_host_mounts {
+        nix::unistd::chdir(rootfs)?;
+        nix::unistd::chroot(".").context("chroot")?;
+        nix::unistd::chdir("/")?;
+        return Ok(());
+    }
     if no_pivot {
+        hide_host_proc_and_sys(rootfs)?;
         nix::unistd::chdir(rootfs)?;
         mount(
             Some(rootfs),
@@ -773,6 +1036,59 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
+/// --no-pivot keeps the host's mounts under the container's root in its
+/// mount namespace; a full procfs or sysfs there is what lets the kernel
+/// allow the container a fresh, unmasked one. Detach them (cover with an
+/// empty tmpfs where that is refused), as runc does before its MS_MOVE.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let mut targets = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let fstype = post.split(' ').next().unwrap_or("");
+        let (Some(root), Some(mp)) = (pre.get(3), pre.get(4)) else {
+            continue;
+        };
+        let mp = PathBuf::from(unescape_mountinfo(mp));
+        if *root == "/" && (fstype == "proc" || fstype == "sysfs") && !mp.starts_with(rootfs) {
+            targets.push(mp);
+        }
+    }
+    for mp in targets {
+        // The unmount must not propagate to the host.
+        match mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            // Gone with a parent detached before it.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(e).with_context(|| format!("make {} slave", mp.display())),
+        }
+        match umount2(&mp, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &mp,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .with_context(|| format!("cover {}", mp.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("detach {}", mp.display())),
+        }
+    }
+    Ok(())
+}
+
 /// After pivot_root: the spec's masked and read-only paths, read-only root
 /// and the final root propagation.
 pub fn finish(spec: &Spec) -> Result<()> {
@@ -798,7 +1114,7 @@ pub fn finish(spec: &Spec) -> Result<()> {
     }
     if let Some(p) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .filter(|p| p.contains("shared"))
+        .filter(|p| p.contains("shared") || p.contains("unbindable"))
     {
         let parsed = parse_options(&[p.to_string()]);
         for flag in parsed.propagation {
@@ -1018,6 +1334,13 @@ mod tests {
             MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
         );
         assert!(opts(&["bind"]).is_bind());
+    }
+
+    #[test]
+    fn paths_are_cleaned_lexically() {
+        assert_eq!(clean_path(Path::new("/dev/fuse/")), Path::new("/dev/fuse"));
+        assert_eq!(clean_path(Path::new("proc/./x/..")), Path::new("/proc"));
+        assert_eq!(clean_path(Path::new("/../..")), Path::new("/"));
     }
 
     #[test]

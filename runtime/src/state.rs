@@ -16,6 +16,12 @@ use crate::errors::RuntimeError;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// What `delete --force` needs to clean up when state.json is missing or
+/// unreadable (a create killed before saving it, a corrupt file): see
+/// [`Recovery`].
+pub const RECOVERY_FILE: &str = "recovery.json";
+/// How long a command waits for another one's lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `--root`, else /run/ozz for root and $XDG_RUNTIME_DIR/ozz for others.
 pub fn root_dir(flag: Option<&Path>) -> PathBuf {
@@ -86,6 +92,42 @@ pub struct ContainerState {
     /// The bundle's config as it was at create: delete needs its hooks,
     /// exec its namespaces and process defaults.
     pub config: Spec,
+    /// Set in the provisional state create saves before the init is ready;
+    /// cleared in the final one. A create killed in between leaves it set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
+}
+
+/// The little `delete --force` needs to remove a container whose state.json
+/// is missing or corrupt, kept in a file of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recovery {
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub pid_start_time: u64,
+    #[serde(default)]
+    pub cgroup_path: Option<PathBuf>,
+}
+
+impl Recovery {
+    /// From recovery.json, else whatever fields of state.json still parse.
+    pub fn find(dir: &Path) -> Recovery {
+        let from = |file: &str| -> Option<Recovery> {
+            serde_json::from_slice(&fs::read(dir.join(file)).ok()?).ok()
+        };
+        from(RECOVERY_FILE)
+            .or_else(|| from(STATE_FILE))
+            .unwrap_or_default()
+    }
+
+    /// True while this pid is still the process we started.
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0
+            && proc_stat(self.pid).is_some_and(|stat| {
+                stat.start_time == self.pid_start_time && !matches!(stat.state, 'Z' | 'X')
+            })
+    }
 }
 
 /// The per-container directory, locked for the lifetime of this value.
@@ -117,6 +159,16 @@ impl ContainerDir {
 
     /// Opens and locks the directory of an existing container.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
+        let dir = ContainerDir::open_any(root, id)?;
+        if !dir.path.join(STATE_FILE).exists() {
+            return Err(RuntimeError::NotExist(id.to_string()).into());
+        }
+        Ok(dir)
+    }
+
+    /// Opens and locks a container directory even without a state.json
+    /// (what a crashed create leaves), for `delete --force`.
+    pub fn open_any(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = root.join(id);
         let lock = match lock_dir(&path) {
@@ -124,10 +176,18 @@ impl ContainerDir {
             Err(_) if !path.exists() => return Err(RuntimeError::NotExist(id.to_string()).into()),
             Err(e) => return Err(e),
         };
-        if !path.join(STATE_FILE).exists() {
-            return Err(RuntimeError::NotExist(id.to_string()).into());
-        }
         Ok(ContainerDir { path, _lock: lock })
+    }
+
+    pub fn save_recovery(&self, recovery: &Recovery) -> Result<()> {
+        let json = serde_json::to_vec(recovery)?;
+        write_atomic(&self.path.join(RECOVERY_FILE), &json)
+    }
+
+    /// Gives up the lock (and the value): other commands may then act on the
+    /// container while the caller waits on it without changing its state.
+    pub fn unlock(self) -> PathBuf {
+        self.path
     }
 
     pub fn fifo_path(&self) -> PathBuf {
@@ -150,11 +210,29 @@ impl ContainerDir {
     }
 }
 
+/// why: a blocking flock waits forever on a holder that never lets go;
+/// the wait is bounded (the holder is another ozz command at work: the
+/// container's own processes never hold it).
 fn lock_dir(path: &Path) -> Result<Flock<File>> {
-    let dir = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    Flock::lock(dir, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("lock {}", path.display()))
+    let mut dir = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((file, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR))
+                if std::time::Instant::now() < deadline =>
+            {
+                dir = file;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                "{} is locked by another ozz command (waited {} s)",
+                path.display(),
+                LOCK_WAIT.as_secs()
+            ),
+            Err((_, e)) => return Err(e).with_context(|| format!("lock {}", path.display())),
+        }
+    }
 }
 
 pub fn load_state_file(path: &Path) -> Result<ContainerState> {
@@ -188,6 +266,50 @@ pub fn load_all(root: &Path) -> Vec<(ContainerState, Status)> {
     all
 }
 
+/// Like [`load_all`], plus a row for every directory whose state.json is
+/// missing or unreadable (a crashed create, a corrupt file), so `list`
+/// shows what `delete --force` can remove. Those rows carry the ID, the
+/// init's pid from the recovery file and little else.
+pub fn load_all_with_broken(root: &Path) -> Vec<(ContainerState, Status)> {
+    let mut all = load_all(root);
+    let Ok(entries) = fs::read_dir(root) else {
+        return all;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !dir.is_dir() || validate_id(&id).is_err() || all.iter().any(|(s, _)| s.id == id) {
+            continue;
+        }
+        let rec = Recovery::find(&dir);
+        let status = if !rec.init_alive() {
+            Status::Stopped
+        } else if !dir.join(STATE_FILE).exists() {
+            Status::Creating
+        } else if dir.join(EXEC_FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        };
+        let state = ContainerState {
+            id,
+            pid: rec.pid,
+            pid_start_time: rec.pid_start_time,
+            bundle: PathBuf::new(),
+            rootfs: PathBuf::new(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: HashMap::new(),
+            cgroup_path: rec.cgroup_path.unwrap_or_default(),
+            systemd_cgroup: false,
+            config: Spec::default(),
+            creating: false,
+        };
+        all.push((state, status));
+    }
+    all
+}
+
 /// Every container under the root that is not stopped, oldest first.
 pub fn running_containers(root: &Path) -> Vec<ContainerState> {
     load_all(root)
@@ -217,6 +339,9 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
 impl ContainerState {
     /// True while our init (not a recycled PID, not a zombie) exists.
     pub fn init_alive(&self) -> bool {
+        if self.pid <= 0 {
+            return false;
+        }
         match proc_stat(self.pid) {
             Some(stat) => {
                 stat.start_time == self.pid_start_time && !matches!(stat.state, 'Z' | 'X')
@@ -228,6 +353,9 @@ impl ContainerState {
     pub fn status(&self, dir: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
+        }
+        if self.creating {
+            return Status::Creating;
         }
         // A frozen container is paused whether or not it was started.
         if crate::cgroups::is_frozen(&self.cgroup_path) {

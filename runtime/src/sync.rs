@@ -21,6 +21,10 @@ pub enum Msg {
     Ready,
     /// child -> parent: a step failed; the text is the one-line reason.
     Failed(String),
+    /// parent -> exec process, after Proceed: its pid as the runtime sees
+    /// it, for the seccomp agent (born in the container's pid namespace,
+    /// it cannot tell). Sent only when it has a listener to report to.
+    Pid(i32),
 }
 
 impl Msg {
@@ -38,6 +42,7 @@ impl Msg {
                 v.extend_from_slice(text.as_bytes());
                 v
             }
+            Msg::Pid(pid) => format!("I{pid}").into_bytes(),
         }
     }
 
@@ -47,6 +52,13 @@ impl Msg {
             Some(b'H') => Msg::RunCreateRuntimeHooks,
             Some(b'R') => Msg::Ready,
             Some(b'F') => Msg::Failed(String::from_utf8_lossy(&buf[1..]).into_owned()),
+            Some(b'I') => match std::str::from_utf8(&buf[1..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+            {
+                Some(pid) => Msg::Pid(pid),
+                None => bail!("malformed pid message from the runtime"),
+            },
             _ => bail!("unexpected message from the container process"),
         })
     }
@@ -98,12 +110,33 @@ impl AsRawFd for Channel {
     }
 }
 
+/// Largest packet sent whole. why: a big SOCK_SEQPACKET packet needs one
+/// large kernel allocation, which fails with ENOBUFS (a 10 MB annotation in
+/// the state JSON did); bigger messages go as pieces of this size.
+const PIECE: usize = 32 << 10;
+/// Tags of a message sent in pieces: each piece, then the end mark.
+const PIECE_TAG: u8 = b'+';
+const END_TAG: u8 = b'.';
+
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let data = msg.encode();
+        if data.len() <= PIECE {
+            return self.send_packet(&data);
+        }
+        for piece in data.chunks(PIECE) {
+            let mut packet = Vec::with_capacity(piece.len() + 1);
+            packet.push(PIECE_TAG);
+            packet.extend_from_slice(piece);
+            self.send_packet(&packet)?;
+        }
+        self.send_packet(&[END_TAG])
+    }
+
+    fn send_packet(&self, data: &[u8]) -> Result<()> {
         sendmsg::<()>(
             self.fd.as_raw_fd(),
-            &[IoSlice::new(&data)],
+            &[IoSlice::new(data)],
             &[],
             MsgFlags::MSG_NOSIGNAL,
             None,
@@ -115,6 +148,20 @@ impl Channel {
     /// Receives one message; `None` when the other end closed without a word
     /// (the child died).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut pieces: Vec<u8> = Vec::new();
+        loop {
+            let Some(packet) = self.recv_packet()? else {
+                return Ok(None);
+            };
+            match packet.first() {
+                Some(&PIECE_TAG) => pieces.extend_from_slice(&packet[1..]),
+                Some(&END_TAG) => return Msg::decode(&pieces).map(Some),
+                _ => return Msg::decode(&packet).map(Some),
+            }
+        }
+    }
+
+    fn recv_packet(&self) -> Result<Option<Vec<u8>>> {
         // Peek at the next message's size (MSG_TRUNC reports it whole).
         let size = loop {
             // SAFETY: a zero-length peek writes nothing to the null buffer.
@@ -144,7 +191,8 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        Msg::decode(&buf[..n]).map(Some)
+        buf.truncate(n);
+        Ok(Some(buf))
     }
 }
 
@@ -198,12 +246,29 @@ mod tests {
         a.send(&Msg::Failed("mount \"/proc\": permission denied".into()))
             .unwrap();
         a.send(&Msg::Ready).unwrap();
+        a.send(&Msg::Pid(4242)).unwrap();
         assert_eq!(
             b.recv().unwrap(),
             Some(Msg::Failed("mount \"/proc\": permission denied".into()))
         );
         assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Pid(4242)));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_larger_than_a_packet_arrives_whole() {
+        let (a, b) = pair().unwrap();
+        let big = "a".repeat(3 * PIECE + 17);
+        let sender = std::thread::spawn(move || {
+            a.send(&Msg::Proceed(big.clone())).unwrap();
+            a.send(&Msg::Ready).unwrap();
+            big
+        });
+        let got = b.recv().unwrap();
+        let big = sender.join().unwrap();
+        assert_eq!(got, Some(Msg::Proceed(big)));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
     }
 }

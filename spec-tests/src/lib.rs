@@ -1,6 +1,11 @@
 //! Harness for the conformance suite: real bundles (a busybox rootfs built by
 //! hack/mkrootfs) run by the real `ozz` binary, with every container,
 //! cgroup and directory a test makes removed when the test ends, pass or fail.
+//!
+//! Differential mode: `OZZ_BIN` may name any runc-compatible runtime (runc,
+//! crun); every test that runs a container then runs it on that runtime,
+//! with the same bundles (see [`bundle`]) and its own `--root`.
+//! `hack/differential` compares the results.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,6 +20,84 @@ pub fn ozz_bin() -> PathBuf {
         Some(p) => PathBuf::from(p),
         None => workspace().join("target/release/ozz"),
     }
+}
+
+/// The runtime under test by its own name: the first word of its
+/// `--version` ("ozz", "runc", "crun"; "unknown" if it says nothing).
+pub fn runtime_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let out = Command::new(ozz_bin())
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {} --version: {e}", ozz_bin().display()));
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        text.split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_string()
+    })
+}
+
+/// True when the binary under test is ozz (not a differential run).
+pub fn is_ozz() -> bool {
+    runtime_name() == "ozz"
+}
+
+/// `ozz spec`'s config when the runtime under test is not ozz, fixed here
+/// as a fallback for when no ozz is at hand to make it (see
+/// [`default_config`]): runc's and crun's own `spec` differ (hostname,
+/// ambient capabilities, the cgroup namespace, ociVersion).
+fn spec_template() -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let namespaces = json!([
+        {"type": "pid"},
+        {"type": "network"},
+        {"type": "ipc"},
+        {"type": "uts"},
+        {"type": "mount"},
+        {"type": "cgroup"}
+    ]);
+    json!({
+        "ociVersion": "1.3.0",
+        "hostname": "ozz",
+        "root": {"path": "rootfs", "readonly": true},
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                "/proc/sysrq-trigger"]
+        }
+    })
 }
 
 pub fn workspace() -> PathBuf {
@@ -78,16 +161,58 @@ pub struct Bundle {
     pub config: Value,
 }
 
+/// The ozz that makes the bundles of a differential run: $OZZ_SPEC_BIN, else
+/// the workspace's own build, if there is one.
+fn spec_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OZZ_SPEC_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let target = workspace().join("target");
+    let triple = format!("{}-unknown-linux-gnu/release/ozz", std::env::consts::ARCH);
+    [triple.as_str(), "release/ozz", "debug/ozz"]
+        .iter()
+        .map(|p| target.join(p))
+        .find(|p| p.is_file())
+}
+
+/// The default config of a bundle, written to `dir`: `ozz spec`'s, made by
+/// the ozz under test, or, when the runtime under test is another one
+/// (differential mode), by the ozz of [`spec_bin`] (else [`spec_template`]),
+/// so that every runtime runs the same bundles. Only ociVersion is lowered
+/// for crun: Debian's crun 1.8 refuses versions newer than it knows.
+fn default_config(dir: &Path) -> Value {
+    let bin = if is_ozz() {
+        Some(ozz_bin())
+    } else {
+        spec_bin()
+    };
+    let mut config = match bin {
+        Some(bin) => {
+            let out = Command::new(&bin)
+                .args(["spec", "--bundle"])
+                .arg(dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {} spec: {e}", bin.display()));
+            assert!(out.status.success(), "ozz spec: {}", stderr(&out));
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
+        }
+        None => spec_template(),
+    };
+    if runtime_name() == "crun" {
+        config["ociVersion"] = json!("1.0.2");
+    }
+    config
+}
+
 /// The default config of `ozz spec`, made non-interactive, running `args`,
-/// with the shared rootfs and a cgroup under /ozz-test.
+/// with the shared rootfs and a cgroup under /ozz-test (see
+/// [`default_config`] for runc and crun).
 pub fn bundle(tag: &str, args: &[&str]) -> Bundle {
     let id = unique_id(tag);
     let dir = scratch().join("bundles").join(&id);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = ozz(&["spec", "--bundle", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "ozz spec: {}", stderr(&out));
-    let mut config: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut config = default_config(&dir);
     config["root"]["path"] = json!(shared_rootfs());
     config["process"]["terminal"] = json!(false);
     config["process"]["args"] = json!(args);

@@ -248,9 +248,9 @@ fn blkio_weight_and_throttle() {
 // runc's default rules allow /dev/net/tun and mknod of any node, not kmsg.
 
 #[test]
-fn linux_devices_stay_accessible_after_a_deny_rule_as_in_runc() {
-    // runc appends an allow rule for every linux.devices entry after the
-    // bundle's rules, so an earlier deny of the same device does not bite.
+fn linux_devices_are_not_allowed_implicitly_after_a_deny_rule() {
+    // runc 1.1.5 adds no rule for linux.devices entries: after a deny-all
+    // the node exists but only the bundle's own rules could allow it.
     let (mut b, out) = out_bundle_with_tmp(
         "cg-dev-listed",
         "(exec 3>/dev/kmsg && echo opened) > /out/r 2>&1; \
@@ -258,23 +258,44 @@ fn linux_devices_stay_accessible_after_a_deny_rule_as_in_runc() {
     );
     b.config["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c",
         "major": 1, "minor": 11, "fileMode": 384}]);
-    b.config["linux"]["resources"]["devices"] = json!([
-        {"allow": false, "access": "rwm"},
-        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}
-    ]);
+    b.config["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
     b.create_ok();
     if !is_cgroup_v2() {
         let list = read_trimmed(&b.cgroup_dir("devices").join("devices.list"));
-        assert!(list.lines().any(|l| l == "c 1:11 rwm"), "{list}");
+        assert!(!list.lines().any(|l| l.starts_with("c 1:11 ")), "{list}");
         assert!(!list.contains("a *:* rwm"), "{list}");
     }
     start_and_wait(&b);
     let r = read_trimmed(&out.join("r"));
     let lines: Vec<&str> = r.lines().collect();
-    assert_eq!(lines[0], "opened", "{r}");
+    assert!(lines[0].contains("Operation not permitted"), "{r}");
     // /dev/full is among the default allows: open works, write gets ENOSPC.
     assert!(lines[1].contains("No space left on device"), "{r}");
     assert_eq!(lines[2], "3", "{r}");
+}
+
+#[test]
+fn device_rule_without_access_covers_rwm() {
+    // The spec makes access optional; the kernel refuses a v1 line without
+    // it ("c 1:11 ", EINVAL). A rule without access stands for "rwm".
+    let script = "(mknod /tmp/kmsg c 1 11 && echo made) > /out/r 2>&1; \
+                  (exec 3>/tmp/kmsg && echo opened) >> /out/r 2>&1; true";
+    let (mut b, out) = out_bundle_with_tmp("cg-dev-noaccess", script);
+    b.add_caps(&["CAP_MKNOD"]);
+    b.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11}
+    ]);
+    b.create_ok();
+    if !is_cgroup_v2() {
+        let list = read_trimmed(&b.cgroup_dir("devices").join("devices.list"));
+        assert!(!list.lines().any(|l| l.starts_with("c 1:11 ")), "{list}");
+    }
+    start_and_wait(&b);
+    let r = read_trimmed(&out.join("r"));
+    assert!(!r.contains("opened"), "{r}");
+    assert!(r.contains("Operation not permitted"), "{r}");
 }
 
 #[test]

@@ -414,3 +414,428 @@ fn kill_all_reaches_every_process_of_the_cgroup() {
         b.wait_status("stopped");
     }
 }
+
+/// The PIDs in the container's cgroup, as the kernel lists them.
+fn cgroup_procs(b: &Bundle) -> Vec<i64> {
+    std::fs::read_to_string(cg_file(b, "pids", "cgroup.procs", "cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits (bounded) until the cgroup holds `n` processes; returns them.
+fn wait_for_procs(b: &Bundle, n: usize) -> Vec<i64> {
+    let mut pids = Vec::new();
+    for _ in 0..300 {
+        pids = cgroup_procs(b);
+        if pids.len() == n {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("cgroup of {} holds {pids:?}, not {n} processes", b.id);
+}
+
+fn assert_all_gone(pids: &[i64], what: &str) {
+    for _ in 0..300 {
+        if pids.iter().all(|p| process_gone(*p)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let left: Vec<_> = pids.iter().filter(|p| !process_gone(**p)).collect();
+    panic!("{what}: {left:?} survived");
+}
+
+fn without_pid_namespace(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|ns| ns["type"] != "pid");
+}
+
+/// Without its own PID namespace the init's death does not take the other
+/// processes with it: `kill ID KILL` (no --all) must reach all of them, as
+/// runc kills the whole cgroup then.
+#[test]
+fn kill_without_a_pid_namespace_kills_every_process() {
+    let mut b = bundle(
+        "kill-nopidns",
+        &["sh", "-c", "sleep 100 & sleep 100 & wait"],
+    );
+    without_pid_namespace(&mut b);
+    b.create_and_start();
+    let pids = wait_for_procs(&b, 3);
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert!(out.status.success(), "kill KILL: {}", stderr(&out));
+    assert_all_gone(&pids, "kill KILL without a pid namespace");
+    b.wait_status("stopped");
+    // The init is gone: the phrase and exit code runc gives.
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "container not running");
+}
+
+/// Pods sharing one PID namespace: after a container's main process exits
+/// the shim calls `kill --all` for what it left behind; runc signals every
+/// process still in the cgroup and succeeds (ozz said "container not
+/// running" and left them).
+#[test]
+fn kill_all_after_the_init_exited_signals_what_is_left() {
+    for signal in ["KILL", "TERM"] {
+        let mut b = bundle(
+            "kill-all-orphans",
+            &["sh", "-c", "sleep 100 & sleep 100 & exit 0"],
+        );
+        without_pid_namespace(&mut b);
+        b.create_and_start();
+        b.wait_status("stopped");
+        let pids = wait_for_procs(&b, 2);
+        let out = ozz(&["kill", "--all", &b.id, signal]);
+        assert!(
+            out.status.success(),
+            "kill --all {signal} of a stopped container: {}",
+            stderr(&out)
+        );
+        assert_all_gone(&pids, &format!("kill --all {signal}"));
+        // Nothing left to signal is not an error either.
+        let out = ozz(&["kill", "--all", &b.id, signal]);
+        assert!(out.status.success(), "second kill --all: {}", stderr(&out));
+        let out = b.cmd("delete", &[]);
+        assert!(out.status.success(), "delete: {}", stderr(&out));
+    }
+}
+
+/// A frozen process only dies once thawed: `kill KILL` of a paused
+/// container thaws it, as runc does, and the container stops.
+#[test]
+fn kill_of_a_paused_container_thaws_it() {
+    let b = bundle("kill-paused", &["sleep", "100"]);
+    b.create_and_start();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let out = b.cmd("pause", &[]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let out = ozz(&["kill", &b.id, "KILL"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
+    assert_all_gone(&[pid], "kill KILL of a paused container");
+    b.wait_status("stopped");
+}
+
+/// `exec` refuses a paused container with runc's words; with
+/// `--ignore-paused` the process joins it, frozen, and runs once the
+/// container is resumed (exec must not hold the lock `resume` needs).
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    let b = bundle("exec-paused", &["sleep", "100"]);
+    b.create_and_start();
+    let out = b.cmd("pause", &[]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let out = ozz(&["exec", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "exec failed: cannot exec in a paused container (use --ignore-paused to override)"
+    );
+    let exec = std::process::Command::new(ozz_bin())
+        .arg("--root")
+        .arg(state_root())
+        .args(["exec", "--ignore-paused", &b.id, "sh", "-c", "echo joined"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The new process is in the frozen cgroup before the container thaws:
+    // it was exec'd into the paused container, not after.
+    let freezer = cg_file(&b, "freezer", "cgroup.procs", "cgroup.procs");
+    let mut joined = false;
+    for _ in 0..500 {
+        let procs = std::fs::read_to_string(&freezer).unwrap_or_default();
+        if procs.lines().count() == 2 {
+            joined = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let resumed = b.cmd("resume", &[]);
+    let out = exec.wait_with_output().unwrap();
+    assert!(
+        joined,
+        "exec --ignore-paused never joined: {}",
+        stderr(&out)
+    );
+    assert!(resumed.status.success(), "resume: {}", stderr(&resumed));
+    assert!(
+        out.status.success(),
+        "exec --ignore-paused: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "joined\n");
+    assert_eq!(b.status(), "running");
+}
+
+/// runc's `exec --cap` adds the capability to the ambient set as well as
+/// to bounding, effective and permitted; the kernel keeps it ambient when
+/// it is inheritable too.
+#[test]
+fn exec_cap_also_raises_the_ambient_set() {
+    let mut b = bundle("exec-cap", &["sleep", "100"]);
+    let caps = &mut b.config["process"]["capabilities"];
+    caps["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!("CAP_NET_RAW"));
+    caps["inheritable"] = serde_json::json!(["CAP_NET_RAW"]);
+    caps["ambient"] = serde_json::json!([]);
+    b.create_and_start();
+    let out = ozz(&[
+        "exec",
+        "--cap",
+        "CAP_NET_RAW",
+        &b.id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "exec --cap: {}", stderr(&out));
+    let status = stdout(&out);
+    let bit = 1u64 << cap_bit("CAP_NET_RAW");
+    for key in ["CapAmb", "CapPrm", "CapEff", "CapBnd"] {
+        let mask = u64::from_str_radix(&status_field(&status, key).unwrap(), 16).unwrap();
+        assert_ne!(mask & bit, 0, "{key} lacks CAP_NET_RAW: {status}");
+    }
+    // Without --cap the process has none of it but the inheritable bit.
+    let out = ozz(&["exec", &b.id, "cat", "/proc/self/status"]);
+    let status = stdout(&out);
+    let amb = u64::from_str_radix(&status_field(&status, "CapAmb").unwrap(), 16).unwrap();
+    assert_eq!(amb & bit, 0, "{status}");
+}
+
+/// A process.json may leave `user` out: uid and gid 0, as runc reads it.
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut b = bundle("exec-nouser", &["sleep", "100"]);
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.create_and_start();
+    let file = b.dir.join("process.json");
+    std::fs::write(&file, r#"{"args": ["/bin/id"], "cwd": "/"}"#).unwrap();
+    let out = ozz(&["exec", "--process", file.to_str().unwrap(), &b.id]);
+    assert!(out.status.success(), "exec -p: {}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("uid=0(root) gid=0(root)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The cgroup path of each hierarchy of a host process, keyed by the
+/// controllers field of /proc/PID/cgroup ("" for cgroup v2).
+fn proc_cgroups(pid: i64) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+            Some((names.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// `exec -d --pid-file … --cgroup ARG`: the new process's host PID.
+fn exec_in_sub_cgroup(b: &Bundle, arg: &str) -> i64 {
+    let pid_file = b.dir.join(format!("exec-{}.pid", unique_id("cg")));
+    let out = ozz_quiet(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--cgroup",
+        arg,
+        &b.id,
+        "sleep",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "exec --cgroup {arg}: {}",
+        stderr(&out)
+    );
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// runc's `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH`: the process runs
+/// in an existing sub-cgroup of the container (every hierarchy, or the
+/// named controllers only; the hybrid cgroup2 twin keeps the container's
+/// cgroup, as in runc 1.1); bad arguments are refused with runc's words;
+/// `ps` sees the process and `delete` removes the sub-cgroups.
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup() {
+    let b = bundle("exec-cgroup", &["sleep", "100"]);
+    b.create_and_start();
+    let base = format!("/{}/{}", cgroup_parent(), b.id);
+    let sub = format!("{base}/sub");
+    let hierarchies: &[&str] = if is_cgroup_v2() {
+        &[""]
+    } else {
+        &[
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "perf_event",
+            "hugetlb",
+            "net_cls",
+            "net_prio",
+            "systemd",
+        ]
+    };
+    let mut subs = SubCgroupDirs(Vec::new());
+    for h in hierarchies {
+        let dir = b.cgroup_dir(h);
+        if !dir.is_dir() || subs.0.contains(&dir.join("sub")) {
+            continue;
+        }
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        if *h == "cpuset" {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(dir.join(f)).unwrap();
+                std::fs::write(dir.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+        subs.0.push(dir.join("sub"));
+    }
+
+    let all = exec_in_sub_cgroup(&b, "sub");
+    for (names, path) in proc_cgroups(all) {
+        let want = if names.is_empty() && !is_cgroup_v2() {
+            &base
+        } else {
+            &sub
+        };
+        assert_eq!(&path, want, "--cgroup sub, hierarchy {names:?}");
+    }
+    if is_cgroup_v2() {
+        let out = ozz(&["exec", "--cgroup", "memory:sub", &b.id, "true"]);
+        assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unknown controller memory"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        let some = exec_in_sub_cgroup(&b, "memory,pids:sub");
+        for (names, path) in proc_cgroups(some) {
+            let named = names == "memory" || names == "pids";
+            let want = if named { &sub } else { &base };
+            assert_eq!(&path, want, "--cgroup memory,pids:sub, hierarchy {names:?}");
+        }
+    }
+    let listed: Vec<i64> =
+        serde_json::from_slice(&b.cmd("ps", &["--format", "json"]).stdout).unwrap();
+    assert!(listed.contains(&all), "ps {listed:?} misses {all}");
+
+    for (arg, phrase) in [
+        ("a:b:c", "invalid --cgroup argument: a:b:c"),
+        ("../x", "../x is not a sub cgroup path"),
+        ("nosuch", "nosuch"),
+        ("bogus:x", "unknown controller bogus"),
+    ] {
+        let out = ozz(&["exec", "--cgroup", arg, &b.id, "true"]);
+        assert_eq!(
+            out.status.code(),
+            Some(255),
+            "--cgroup {arg}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(phrase),
+            "--cgroup {arg}: {}",
+            stderr(&out)
+        );
+    }
+    let out = ozz(&[
+        "exec",
+        "--cgroup",
+        "memory:sub",
+        "--cgroup",
+        "sub",
+        &b.id,
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains("missing <controller>: prefix"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = b.cmd("delete", &["--force"]);
+    assert!(out.status.success(), "delete --force: {}", stderr(&out));
+    assert_all_gone(&[all], "delete --force");
+    for dir in &subs.0 {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}
+
+/// Sub-cgroups a test made: if the test failed before the container's
+/// delete removed them, their processes are killed and they are removed
+/// here (dropped before the bundle, so its delete can remove the rest).
+struct SubCgroupDirs(Vec<std::path::PathBuf>);
+
+impl Drop for SubCgroupDirs {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            for _ in 0..200 {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", pid])
+                        .status();
+                }
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// The runtime-spec makes `process` optional until `start`: a config
+/// without it is created (the init waits, holding its namespaces), and
+/// `start` fails with a clear line and leaves it created; `run` fails and
+/// leaves nothing. (runc refuses it at create already.)
+#[test]
+fn a_config_without_process_is_created_and_start_refuses_it() {
+    let mut b = bundle("noproc", &["true"]);
+    b.config.as_object_mut().unwrap().remove("process");
+    let out = b.create(&[]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    assert_eq!(b.status(), "created");
+    let pid = b.state()["pid"].as_i64().unwrap();
+    assert!(!process_gone(pid));
+    let out = b.cmd("start", &[]);
+    assert_eq!(out.status.code(), Some(1), "start: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no process"), "{err}");
+    assert_eq!(b.status(), "created");
+    let out = b.cmd("delete", &[]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert!(process_gone(pid));
+    assert!(!state_root().join(&b.id).exists());
+
+    let out = b.run();
+    assert_eq!(out.status.code(), Some(1), "run: {}", stderr(&out));
+    assert!(stderr(&out).contains("no process"), "{}", stderr(&out));
+    assert!(!state_root().join(&b.id).exists());
+    assert!(!b.cgroup_dir("pids").exists() && !b.cgroup_dir("").join("cgroup.procs").exists());
+}

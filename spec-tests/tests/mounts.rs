@@ -343,7 +343,7 @@ fn cgroup_v1_mount_shows_the_containers_cgroups_read_only() {
         eprintln!("skip: unified cgroup v2 host; this test covers the v1 layout");
         return;
     }
-    let b = bundle(
+    let mut b = bundle(
         "cgmount",
         &[
             "sh",
@@ -354,6 +354,11 @@ fn cgroup_v1_mount_shows_the_containers_cgroups_read_only() {
             ),
         ],
     );
+    // `ozz spec` leaves the cgroup namespace out on a v1 host, as runc does.
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
     let out = b.run_ok();
     // pid 1 (and the cat that printed the list) are in the root cgroup.
     assert!(value(&out, "procs").split(' ').any(|p| p == "1"), "{out}");
@@ -1077,4 +1082,324 @@ fn idmapped_mounts_are_refused_as_features_says() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("idmapped mounts are not supported"), "{err}");
     assert!(!state_root().join(&b.id).exists(), "state dir left");
+}
+
+/// A user namespace, pid namespace of its own, a uid/gid map.
+fn with_userns(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = map.clone();
+    b.config["linux"]["gidMappings"] = map;
+}
+
+/// Security: in a user namespace without its own network namespace sysfs
+/// cannot be mounted; what stands in for it (the host's /sys bound) must
+/// carry the flags asked, on every mount under it, or the host's cgroup
+/// trees would be writable in the container.
+#[test]
+fn sysfs_in_a_user_namespace_without_netns_is_never_writable() {
+    let mut b = bundle("sysfs-userns", &["sh", "-c", MOUNTINFO]);
+    with_userns(&mut b);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    let sys = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sys")
+        .cloned()
+        .unwrap();
+    assert_eq!(sys["options"], json!(["nosuid", "noexec", "nodev", "ro"]));
+    let out = b.run();
+    if !out.status.success() {
+        // Refusing the config, as runc does, is safe too.
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        return;
+    }
+    let out = stdout(&out);
+    let mounts = mountinfo_of(&out);
+    let under_sys: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.mount_point == "/sys" || m.mount_point.starts_with("/sys/"))
+        .collect();
+    assert!(
+        under_sys.iter().any(|m| m.mount_point == "/sys/fs/cgroup"),
+        "{out}"
+    );
+    let masked = b.config["linux"]["maskedPaths"].clone();
+    for m in under_sys {
+        assert!(m.has_option("ro"), "{} is writable: {m:?}", m.mount_point);
+        // Masked paths are the runtime's own read-only tmpfs.
+        if masked.as_array().unwrap().contains(&json!(m.mount_point)) {
+            continue;
+        }
+        for opt in ["nosuid", "nodev", "noexec"] {
+            assert!(m.has_option(opt), "{} lacks {opt}: {m:?}", m.mount_point);
+        }
+    }
+}
+
+/// A bind source the container's user namespace cannot reach (a 000
+/// directory on the way) is opened by the runtime before that namespace
+/// exists, as runc and crun do.
+#[test]
+fn bind_source_behind_a_locked_directory_in_a_user_namespace() {
+    let h = HostDir::new("locked-src");
+    let src = h.path.join("locked/src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "reached\n").unwrap();
+    std::fs::set_permissions(
+        h.path.join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let mut b = bundle("locked-src", &["sh", "-c", "echo got $(cat /tmp/x/f)"]);
+    with_userns(&mut b);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/x", "bind", path(&src), &["rbind", "ro"]);
+    let out = b.run_ok();
+    assert_eq!(value(&out, "got"), "reached", "{out}");
+}
+
+/// A mount on / placed first replaces the rootfs: later mounts land in
+/// the new root and the container runs in it.
+#[test]
+fn a_mount_on_root_replaces_the_rootfs() {
+    let copy = HostDir::rootfs_copy("root-mount");
+    std::fs::write(copy.path.join("marker"), "new-root\n").unwrap();
+    let mut b = bundle(
+        "root-mount",
+        &[
+            "sh",
+            "-c",
+            &format!("echo marker $(cat /marker); {MOUNTINFO}"),
+        ],
+    );
+    b.config["mounts"].as_array_mut().unwrap().insert(
+        0,
+        json!({"destination": "/", "type": "bind", "source": copy.path, "options": ["rbind"]}),
+    );
+    let out = b.run_ok();
+    assert_eq!(value(&out, "marker"), "new-root", "{out}");
+    assert_eq!(entry(&mountinfo_of(&out), "/proc").fstype, "proc", "{out}");
+}
+
+/// A destination that is a dangling symlink is followed inside the rootfs
+/// (runc): the mount point is created where the link points, in the rootfs.
+#[test]
+fn a_dangling_symlink_destination_is_followed_inside_the_rootfs() {
+    let copy = HostDir::rootfs_copy("dangling-in");
+    std::os::unix::fs::symlink("../foo/bar/not/here", copy.path.join("etc/x")).unwrap();
+    let mut b = bundle("dangling-in", &["sh", "-c", MOUNTINFO]);
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(&mut b, "/etc/x", "tmpfs", "tmpfs", &["size=1m"]);
+    let out = b.run_ok();
+    assert!(copy.path.join("foo/bar/not/here").is_dir());
+    let mounts = mountinfo_of(&out);
+    assert_eq!(entry(&mounts, "/foo/bar/not/here").fstype, "tmpfs", "{out}");
+}
+
+/// A tmpfs without mode= keeps the mode of the directory it covers (runc).
+#[test]
+fn tmpfs_without_mode_keeps_the_mountpoints_mode() {
+    let copy = HostDir::rootfs_copy("tmpfs-mode");
+    let mp = copy.path.join("mp");
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::set_permissions(&mp, std::os::unix::fs::PermissionsExt::from_mode(0o712)).unwrap();
+    let mut b = bundle(
+        "tmpfs-mode",
+        &[
+            "sh",
+            "-c",
+            "echo mode $(stat -c %a /mp); echo new $(stat -c %a /made/here)",
+        ],
+    );
+    b.config["root"]["path"] = json!(copy.path);
+    add_mount(&mut b, "/mp", "tmpfs", "tmpfs", &["nosuid"]);
+    add_mount(&mut b, "/made/here", "tmpfs", "tmpfs", &["nosuid"]);
+    let out = b.run_ok();
+    assert_eq!(value(&out, "mode"), "712", "{out}");
+    // A mount point made for the mount: the kernel's default, as in runc.
+    assert_eq!(value(&out, "new"), "1777", "{out}");
+}
+
+/// A container without any /proc mount starts: nothing of the runtime's
+/// may need the container's /proc.
+#[test]
+fn a_container_without_proc_starts() {
+    let mut b = bundle(
+        "no-proc",
+        &["sh", "-c", "echo procfiles $(ls /proc | wc -l)"],
+    );
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    let out = b.run_ok();
+    assert_eq!(value(&out, "procfiles"), "0", "{out}");
+}
+
+/// linux.devices paths with a trailing slash name the device (runc).
+#[test]
+fn device_path_with_a_trailing_slash() {
+    let mut b = bundle(
+        "dev-slash",
+        &["sh", "-c", "stat -c '%n %F %t:%T %a' /dev/fuse"],
+    );
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/fuse/", "type": "c", "major": 10, "minor": 229, "fileMode": 384}
+    ]);
+    let out = b.run_ok();
+    assert_eq!(
+        value(&out, "/dev/fuse"),
+        "character special file a:e5 600",
+        "{out}"
+    );
+}
+
+/// A /proc that is a symlink in the rootfs is refused (CVE-2023-28642):
+/// following it would leave the container's /proc elsewhere.
+#[test]
+fn proc_symlinked_in_the_rootfs_is_refused() {
+    let copy = HostDir::rootfs_copy("proc-link");
+    std::fs::remove_dir(copy.path.join("proc")).unwrap();
+    std::fs::create_dir(copy.path.join("fakeproc")).unwrap();
+    std::os::unix::fs::symlink("/fakeproc", copy.path.join("proc")).unwrap();
+    let mut b = bundle("proc-link", &["true"]);
+    b.config["root"]["path"] = json!(copy.path);
+    let out = b.create(&[]);
+    assert!(!out.status.success(), "a symlinked /proc was followed");
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/proc"), "{err}");
+    assert!(!state_root().join(&b.id).exists(), "state dir left");
+}
+
+/// With --no-pivot the host's root stays under the container's in its
+/// mount namespace, with the host's full procfs and sysfs on it. Those are
+/// what let the kernel allow a fresh, unmasked procfs in a user namespace
+/// made inside the container (the container's own /proc is masked). They
+/// are detached first, as runc does.
+#[test]
+fn no_pivot_leaves_no_host_proc_to_allow_a_fresh_one() {
+    // busybox mounts the procfs before exec, while it holds the new user
+    // namespace's capabilities (and makes /tmp/p private first: a mount).
+    let script = "unshare -U -m -p -f --mount-proc=/tmp/p true && echo fresh=yes || echo fresh=no";
+    let mut b = bundle("nopivot-proc", &["sh", "-c", script]);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/p", "tmpfs", "tmpfs", &[]);
+    b.write();
+    let out = ozz(&["run", "--no-pivot", "--bundle", path(&b.dir), &b.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(value(&text, "fresh="), "no", "{text}{}", stderr(&out));
+
+    // The same container pivoted: the baseline the check stands on.
+    let b = {
+        let mut b = bundle("pivot-proc", &["sh", "-c", script]);
+        tmp_tmpfs(&mut b);
+        add_mount(&mut b, "/tmp/p", "tmpfs", "tmpfs", &[]);
+        b
+    };
+    let text = b.run_ok();
+    assert_eq!(value(&text, "fresh="), "no", "{text}");
+}
+
+/// A bind does not keep the source mount's ro/nosuid/nodev/noexec unless
+/// the config asks for them.
+#[test]
+fn binds_do_not_inherit_the_sources_flags() {
+    let mut h = HostDir::new("src-flags");
+    let p = h.path.clone();
+    h.mount(&["--bind", path(&p)], &p);
+    h.mount(&["-o", "remount,bind,ro,nosuid,nodev,noexec"], &p);
+    let mut b = bundle("src-flags", &["sh", "-c", MOUNTINFO]);
+    tmp_tmpfs(&mut b);
+    add_mount(&mut b, "/tmp/plain", "bind", path(&p), &["bind"]);
+    add_mount(&mut b, "/tmp/ro", "bind", path(&p), &["bind", "ro"]);
+    let out = b.run_ok();
+    let mounts = mountinfo_of(&out);
+    let plain = entry(&mounts, "/tmp/plain");
+    assert!(plain.has_option("rw"), "{plain:?}");
+    for flag in ["nosuid", "nodev", "noexec"] {
+        assert!(!plain.has_option(flag), "{flag} inherited: {plain:?}");
+    }
+    let ro = entry(&mounts, "/tmp/ro");
+    assert!(ro.has_option("ro") && !ro.has_option("noexec"), "{ro:?}");
+}
+
+/// A read-only /dev with devpts, shm and mqueue under it, and the device
+/// nodes made in it (runc remounts /dev read-only last).
+#[test]
+fn read_only_dev_with_devpts_under_it() {
+    let mut b = bundle(
+        "ro-dev",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo x > /dev/null; echo null=$?; touch /dev/probe; echo touch=$?; {MOUNTINFO}"
+            ),
+        ],
+    );
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let out = b.run_ok();
+    assert_eq!(value(&out, "null="), "0", "{out}");
+    assert_ne!(value(&out, "touch="), "0", "{out}");
+    let mounts = mountinfo_of(&out);
+    assert!(entry(&mounts, "/dev").has_option("ro"), "{out}");
+    assert_eq!(entry(&mounts, "/dev/pts").fstype, "devpts", "{out}");
+}
+
+/// rootfsPropagation "unbindable" (runc fails with EINVAL binding the
+/// rootfs out of an unbindable /): the container's root ends unbindable.
+#[test]
+fn unbindable_rootfs_propagation() {
+    for prop in ["unbindable", "runbindable"] {
+        let mut b = bundle("unbindable", &["sh", "-c", MOUNTINFO]);
+        b.config["linux"]["rootfsPropagation"] = json!(prop);
+        let out = b.run_ok();
+        let root = entry(&mountinfo_of(&out), "/").clone();
+        assert!(root.has_optional("unbindable"), "{prop}: {root:?}");
+    }
+}
+
+/// A bind whose source lies in the rootfs, under an earlier mount of the
+/// config, binds what that mount put there (config order), also in a user
+/// namespace, where sources outside the rootfs are opened by the runtime
+/// first (runc fails here: it opens this one too early).
+#[test]
+fn bind_source_inside_the_rootfs_sees_earlier_mounts() {
+    for userns in [false, true] {
+        let copy = HostDir::rootfs_copy("src-in-rootfs");
+        let mut b = bundle("src-in-rootfs", &["sh", "-c", MOUNTINFO]);
+        b.config["root"]["path"] = json!(copy.path);
+        if userns {
+            with_userns(&mut b);
+        }
+        tmp_tmpfs(&mut b);
+        add_mount(&mut b, "/tmp/a", "tmpfs", "tmpfs", &["size=1m"]);
+        add_mount(
+            &mut b,
+            "/tmp/b",
+            "bind",
+            path(&copy.path.join("tmp/a")),
+            &["bind"],
+        );
+        let out = b.run_ok();
+        let mounts = mountinfo_of(&out);
+        let a = entry(&mounts, "/tmp/a");
+        let bb = entry(&mounts, "/tmp/b");
+        assert_eq!(bb.fstype, "tmpfs", "userns {userns}: {out}");
+        assert_eq!(a.dev, bb.dev, "userns {userns}: {out}");
+    }
 }

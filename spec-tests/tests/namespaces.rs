@@ -64,7 +64,8 @@ fn each_namespace_is_new_when_listed_and_shared_when_not() {
         assert!(!host.is_empty());
         assert_ne!(inside[name], host, "{typ} listed but shared with the host");
 
-        // Not listed (mount is required): shared with the host.
+        // Not listed: shared with the host (mount: see
+        // without_a_mount_namespace_the_hosts_is_shared).
         if typ == "mount" {
             continue;
         }
@@ -398,4 +399,138 @@ fn loopback_is_up_in_a_new_network_namespace() {
     let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).expect("hex flags");
     assert_eq!(flags & 0x1, 0x1, "IFF_UP not set: {out}");
     assert_eq!(lines.next(), Some("connected"), "{out}");
+}
+
+/// Unmounts (recursively, lazily) whatever a container left mounted under
+/// `0` in the host's mount namespace, before the directory is removed.
+struct UnmountAll(std::path::PathBuf);
+
+impl Drop for UnmountAll {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn host_mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    parse_mountinfo(&text)
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|mp| std::path::Path::new(mp).starts_with(dir))
+        .collect()
+}
+
+fn without_cgroup_mount(b: &mut Bundle) {
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup" && m["type"] != "cgroup2");
+}
+
+/// The mount namespace is optional (runtime-spec): without it the container
+/// shares the runtime's, is chrooted into its rootfs (as runc does), and the
+/// host's root keeps its propagation. Masked and read-only paths would
+/// cover the host's own /proc and /sys there: refused with runc's phrase,
+/// before anything is mounted.
+#[test]
+fn without_a_mount_namespace_the_hosts_is_shared() {
+    let copy = HostDir::rootfs_copy("ns-nomnt");
+    let _unmount = UnmountAll(copy.path.clone());
+    let host_root = |text: &str| {
+        let m = parse_mountinfo(text);
+        mount_at(&m, "/").map(|e| (e.options.clone(), e.optional.clone()))
+    };
+    let before = host_root(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let mut b = bundle(
+        "ns-nomnt",
+        &[
+            "sh",
+            "-c",
+            &format!("{PRINT_NS}; echo busybox $(test -x /bin/busybox && echo yes)"),
+        ],
+    );
+    b.config["root"]["path"] = json!(copy.path);
+    set_namespaces(&mut b, &["pid", "network", "ipc", "uts", "cgroup"]);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    // why: its mounts are the host's here; host cgroup binds under the
+    // copy would be found by every cgroup lookup running beside this test.
+    without_cgroup_mount(&mut b);
+    let out = b.run_ok();
+    let inside = parse_ns(&out);
+    assert_eq!(inside["mnt"], ns_link("self", "mnt"), "{out}");
+    assert_eq!(inside["busybox"], "yes", "not in its rootfs: {out}");
+    let after = host_root(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    assert_eq!(before, after, "the host's root changed");
+    drop(_unmount);
+
+    let copy = HostDir::rootfs_copy("ns-nomnt-masked");
+    let _unmount = UnmountAll(copy.path.clone());
+    let mut b = bundle("ns-nomnt-masked", &["true"]);
+    b.config["root"]["path"] = json!(copy.path);
+    without_cgroup_mount(&mut b);
+    set_namespaces(&mut b, &["pid", "network", "ipc", "uts", "cgroup"]);
+    let out = b.run();
+    assert_nothing_left(&b, &out);
+    assert!(
+        stderr(&out).contains("unable to restrict sys entries without a private MNT namespace"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(host_mounts_under(&copy.path), Vec::<String>::new());
+}
+
+/// A process of ours in a mount namespace of its own; killed on drop.
+struct MountNsHolder(std::process::Child);
+
+impl Drop for MountNsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A mount namespace given by path is joined, and the container's rootfs
+/// is set up in it.
+#[test]
+fn joining_a_mount_namespace_by_path() {
+    let child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "100"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare");
+    let holder = MountNsHolder(child);
+    let pid = holder.0.id().to_string();
+    let own = ns_link("self", "mnt");
+    for _ in 0..500 {
+        if ns_link(&pid, "mnt") != own {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let target = ns_link(&pid, "mnt");
+    assert_ne!(target, own, "unshare never entered its mount namespace");
+    let mut b = bundle(
+        "ns-join-mnt",
+        &[
+            "sh",
+            "-c",
+            &format!("{PRINT_NS}; echo busybox $(test -x /bin/busybox && echo yes)"),
+        ],
+    );
+    let mut nss: Vec<Value> = ["pid", "network", "ipc", "uts", "cgroup"]
+        .iter()
+        .map(|t| json!({"type": t}))
+        .collect();
+    nss.push(json!({"type": "mount", "path": format!("/proc/{pid}/ns/mnt")}));
+    b.config["linux"]["namespaces"] = Value::Array(nss);
+    let out = b.run_ok();
+    let inside = parse_ns(&out);
+    assert_eq!(inside["mnt"], target, "{out}");
+    assert_eq!(inside["busybox"], "yes", "{out}");
+    drop(holder);
 }

@@ -11,7 +11,7 @@ use crate::cli::{CreateArgs, GlobalOpts};
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::spawn::{self, ChildConfig, ChildKind};
-use crate::state::{self, ContainerDir, ContainerState, Status};
+use crate::state::{self, ContainerDir, ContainerState, Recovery, Status};
 use crate::sync::Msg;
 
 pub fn run(global: &GlobalOpts, root: &Path, args: &CreateArgs) -> Result<()> {
@@ -30,7 +30,11 @@ pub struct Created {
 /// What a failed create must undo, newest first.
 struct Undo {
     child: Option<i32>,
-    cgroup: Option<PathBuf>,
+    /// The cgroup directories this create made (deepest first): a failed
+    /// create removes those and never one that existed before it.
+    cgroup_made: Vec<PathBuf>,
+    /// The container's cgroup, relative to each hierarchy's root.
+    cgroup_rel: PathBuf,
 }
 
 impl Undo {
@@ -38,9 +42,14 @@ impl Undo {
         if let Some(pid) = self.child {
             spawn::kill_and_reap(pid);
         }
-        if let Some(path) = self.cgroup {
-            if let Err(e) = cgroups::remove(&path) {
-                crate::log::warn(&format!("cleanup: {e:#}"));
+        for made in &self.cgroup_made {
+            if made.ends_with(&self.cgroup_rel) {
+                if let Err(e) = cgroups::remove_dirs(std::slice::from_ref(made)) {
+                    crate::log::warn(&format!("cleanup: {e:#}"));
+                }
+            } else {
+                // A parent we made: another container may be using it by now.
+                let _ = std::fs::remove_dir(made);
             }
         }
         if let Err(e) = dir.destroy() {
@@ -75,11 +84,13 @@ pub fn create(
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if ozz will not detach or allocate tty");
     }
-    reserve_preserved_fds(args.preserve_fds + listen_fds())?;
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
+    reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
     let mut undo = Undo {
         child: None,
-        cgroup: None,
+        cgroup_made: Vec::new(),
+        cgroup_rel: PathBuf::new(),
     };
     match build(
         global,
@@ -134,10 +145,9 @@ fn build(
     )
     .context("open exec fifo")?;
 
-    let mut process = spec
-        .process()
-        .clone()
-        .context("config.json: process is missing")?;
+    // Without a process (allowed until start) the init is made all the
+    // same and waits on the fifo; this default is never run.
+    let mut process = spec.process().clone().unwrap_or_default();
     // Socket activation: the descriptors follow stdio (after the preserved
     // ones) and the container's init is their listener, as runc passes them.
     let activation_fds = listen_fds();
@@ -148,9 +158,48 @@ fn build(
         env.push("LISTEN_PID=1".to_string());
         process.set_env(Some(env));
     }
+    if let Some(other) = crate::state::load_all(dir.path.parent().unwrap_or(Path::new("/")))
+        .into_iter()
+        .find(|(s, _)| s.cgroup_path == cgroup_path && s.id != args.id)
+    {
+        bail!(
+            "cgroup {} is in use by container {}",
+            cgroup_path.display(),
+            other.0.id
+        );
+    }
+    undo.cgroup_rel = cgroup_path
+        .strip_prefix("/")
+        .unwrap_or(&cgroup_path)
+        .to_path_buf();
+    undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
+    // From here on a create killed at any point leaves what `delete
+    // --force` needs: the provisional state (`list` shows it) and the
+    // recovery file (the cgroup, then the init's pid).
+    let mut state = ContainerState {
+        id: args.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::log::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup_path: cgroup_path.clone(),
+        systemd_cgroup: global.systemd_cgroup,
+        config: spec.clone(),
+        creating: true,
+    };
+    let mut recovery = Recovery {
+        pid: 0,
+        pid_start_time: 0,
+        cgroup_path: Some(cgroup_path.clone()),
+    };
+    dir.save_recovery(&recovery)?;
+    dir.save(&state)?;
     let manager = cgroups::manager(&cgroup_path)?;
-    undo.cgroup = Some(cgroup_path.clone());
     let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
+    cgroups::check_not_frozen(&cgroup_path)?;
     let child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
@@ -164,7 +213,7 @@ fn build(
         // Only `run` in the foreground outlives the wait on exec.fifo.
         keep_callers_stderr: relay_console,
         fifo_fd: Some(fifo),
-        extra_fds: args.preserve_fds + listen_fds(),
+        extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),
         cgroup_entry,
     };
@@ -184,19 +233,10 @@ fn build(
         let pid_start_time = state::proc_stat(child.pid)
             .map(|s| s.start_time)
             .context("the container process exited during setup")?;
-        let state = ContainerState {
-            id: args.id.clone(),
-            pid: child.pid,
-            pid_start_time,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: crate::log::rfc3339_now(),
-            owner: owner_name(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            cgroup_path: cgroup_path.clone(),
-            systemd_cgroup: global.systemd_cgroup,
-            config: spec.clone(),
-        };
+        (state.pid, state.pid_start_time) = (child.pid, pid_start_time);
+        (recovery.pid, recovery.pid_start_time) = (child.pid, pid_start_time);
+        dir.save_recovery(&recovery)?;
+        dir.save(&state)?;
         // Limits (the device rules above all: v1 applies them as deny-all
         // then allows) must be complete before the child makes its nodes.
         cgroups::apply(
@@ -232,10 +272,14 @@ fn build(
             Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
             None => None,
         };
+        state.creating = false;
         dir.save(&state)?;
         if let Some(pid_file) = &args.pid_file {
             write_pid_file(pid_file, child.pid)?;
         }
+        // The init waits for this before exec.fifo: had we died before
+        // saving, it would have waited there forever with no state.json.
+        child.channel.send(&Msg::Proceed(String::new()))?;
         Ok((state, console_master))
     })();
     if result.is_err() {
@@ -243,6 +287,37 @@ fn build(
         undo.child = None;
     }
     result
+}
+
+/// Child side, just before *ready*: after ready a failure reaches nobody
+/// but the container's stderr while create reports success, so make sure
+/// the rlimits just set still leave a descriptor for exec.fifo.
+pub fn check_fifo_can_open() -> Result<()> {
+    match nix::fcntl::fcntl(0, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))
+        .or_else(|_| nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)))
+    {
+        Ok(fd) => {
+            let _ = nix::unistd::close(fd);
+            Ok(())
+        }
+        // EINVAL: the limit is 0, so even descriptor 0 is out of range.
+        Err(nix::errno::Errno::EMFILE | nix::errno::Errno::EINVAL) => {
+            bail!("RLIMIT_NOFILE leaves the container's init no descriptor to open exec.fifo")
+        }
+        // No stdio to duplicate: nothing learnt, go on.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Child side, after *ready*: waits until create saved the final state.
+/// If create died first, the channel's EOF ends the init here instead of
+/// leaving it blocked on exec.fifo.
+pub fn await_state_saved(channel: &crate::sync::Channel) -> Result<()> {
+    match channel.recv()? {
+        Some(Msg::Proceed(_)) => Ok(()),
+        Some(Msg::Failed(reason)) => bail!(reason),
+        _ => bail!("ozz create went away before saving the container's state"),
+    }
 }
 
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
@@ -261,6 +336,23 @@ pub fn listen_fds() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// `--preserve-fds` plus LISTEN_FDS, checked: descriptors 3..3+n must all
+/// lie below the open file limit, or the count wrapped or is nonsense (a
+/// wrapped count would skip the close-on-exec sweep or close stdio).
+pub fn preserved_fd_count(preserve: u32) -> Result<u32> {
+    let listen = listen_fds();
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .context("getrlimit RLIMIT_NOFILE")?;
+    let total = preserve.checked_add(listen);
+    match total {
+        Some(n) if 3 + u64::from(n) <= soft.min(i32::MAX as u64) => Ok(n),
+        _ if listen > 0 => bail!(
+            "--preserve-fds {preserve} with LISTEN_FDS {listen} exceeds the open file limit {soft}"
+        ),
+        _ => bail!("--preserve-fds {preserve} exceeds the open file limit {soft}"),
+    }
 }
 
 /// Makes sure descriptors 3..3+n are open (on /dev/null if the caller left

@@ -9,16 +9,16 @@ use crate::cgroups;
 use crate::cli::DeleteArgs;
 use crate::errors::RuntimeError;
 use crate::hooks;
-use crate::state::{ContainerDir, ContainerState, Status};
+use crate::state::{ContainerDir, ContainerState, Recovery, Status};
 
 pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
     let dir = match ContainerDir::open(root, &args.id) {
         Ok(dir) => dir,
-        // A half-created container (no state.json yet) can still be forced
-        // away, and like runc, `delete --force` of a container that does not
-        // exist succeeds: podman calls it to clean up after a failed create
-        // and would otherwise print "container ... does not exist" over the
-        // real error.
+        // Like runc, `delete --force` of a container that does not exist
+        // succeeds: podman calls it to clean up after a failed create and
+        // would otherwise print "container ... does not exist" over the
+        // real error. A directory without state.json (a create killed
+        // early) is cleaned up from what it holds.
         Err(err)
             if args.force
                 && matches!(
@@ -26,14 +26,22 @@ pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
                     Some(RuntimeError::NotExist(_))
                 ) =>
         {
-            if root.join(&args.id).is_dir() {
-                let _ = std::fs::remove_dir_all(root.join(&args.id));
-            }
-            return Ok(());
+            return match ContainerDir::open_any(root, &args.id) {
+                Ok(dir) => remove_from_recovery(dir),
+                Err(_) => Ok(()),
+            };
         }
         Err(err) => return Err(err),
     };
-    let state = dir.load()?;
+    let state = match dir.load() {
+        Ok(state) => state,
+        // A corrupt state.json: clean up from what can be recovered.
+        Err(err) if args.force => {
+            crate::log::warn(&format!("{err:#}; removing what can be found"));
+            return remove_from_recovery(dir);
+        }
+        Err(err) => return Err(err),
+    };
     match state.status(&dir.path) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&state)?,
@@ -47,9 +55,34 @@ pub fn run(root: &Path, args: &DeleteArgs) -> Result<()> {
     destroy(dir, &state)
 }
 
+/// `delete --force` without a usable state.json: the init (if the recovered
+/// pid is still the process we started), the cgroup and the directory.
+fn remove_from_recovery(dir: ContainerDir) -> Result<()> {
+    let rec = Recovery::find(&dir.path);
+    if rec.init_alive() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(rec.pid),
+            nix::sys::signal::SIGKILL,
+        );
+    }
+    if let Some(path) = &rec.cgroup_path {
+        cgroups::remove(path)?;
+    }
+    for _ in 0..1000 {
+        if !rec.init_alive() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    dir.destroy()
+}
+
 /// SIGKILL the init and every process in the cgroup, and wait for the init
 /// to be gone.
 fn kill_and_wait(state: &ContainerState) -> Result<()> {
+    if state.pid <= 0 {
+        return Ok(());
+    }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(state.pid),
         nix::sys::signal::SIGKILL,

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::beancounters;
@@ -39,7 +40,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
     let path = state.cgroup_path.clone();
     let id = state.id.clone();
     if args.stats {
-        return emit(&json!({"type": "stats", "id": id, "data": stats(&path)}));
+        return emit(&Event::new("stats", &id, Some(stats(&path))));
     }
     let mut ooms = cgroups::oom_kill_count(&path).unwrap_or(0);
     let mut failcnts = beancounters::view::failcnts(&path);
@@ -50,7 +51,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
         // what stops the container, and it must still be reported.
         if let Some(count) = cgroups::oom_kill_count(&path) {
             if count > ooms {
-                emit(&json!({"type": "oom", "id": id}))?;
+                emit(&Event::<()>::new("oom", &id, None))?;
             }
             ooms = ooms.max(count);
         }
@@ -63,8 +64,12 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
                 .find(|(r, _)| r == resource)
                 .map_or(0, |(_, c)| *c);
             if *count > before {
-                emit(&json!({"type": "beancounter", "id": id, "data": {
-                    "resource": resource, "failcnt": count, "delta": count - before}}))?;
+                let data = Beancounter {
+                    resource,
+                    failcnt: *count,
+                    delta: count - before,
+                };
+                emit(&Event::new("beancounter", &id, Some(data)))?;
             }
         }
         if !now_failcnts.is_empty() {
@@ -75,16 +80,43 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
         }
         let now = Instant::now();
         if now >= next_stats {
-            emit(&json!({"type": "stats", "id": id, "data": stats(&path)}))?;
+            emit(&Event::new("stats", &id, Some(stats(&path))))?;
             next_stats = now + interval;
         }
         std::thread::sleep(POLL.min(next_stats.saturating_duration_since(Instant::now())));
     }
 }
 
-fn emit(event: &Value) -> Result<()> {
+/// One line of output. A struct, not a `json!` map, because serde_json's
+/// map sorts its keys and runc prints `type`, `id`, `data` in that order
+/// (serde_json's preserve_order feature would pull in indexmap for this).
+#[derive(Serialize)]
+struct Event<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+}
+
+impl<'a, T: Serialize> Event<'a, T> {
+    fn new(kind: &'static str, id: &'a str, data: Option<T>) -> Self {
+        Event { kind, id, data }
+    }
+}
+
+/// The data of a beancounter event.
+#[derive(Serialize)]
+struct Beancounter<'a> {
+    resource: &'a str,
+    failcnt: u64,
+    delta: u64,
+}
+
+fn emit<T: Serialize>(event: &Event<'_, T>) -> Result<()> {
+    let line = serde_json::to_string(event)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{event}")?;
+    writeln!(out, "{line}")?;
     out.flush()?;
     Ok(())
 }

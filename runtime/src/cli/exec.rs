@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, Process};
 
-use crate::cli::create::{listen_fds, reserve_preserved_fds, write_pid_file};
+use crate::cli::create::{preserved_fd_count, reserve_preserved_fds, write_pid_file};
 use crate::cli::ExecArgs;
 use crate::foreground;
 use crate::namespaces::NamespacePlan;
@@ -18,16 +18,24 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     crate::security::exe_seal::reexec_sealed_if_needed()?;
     // why: first, so the state lock cannot take a number the caller left
     // free among the preserved ones and be passed into the container.
-    let extra_fds = args.preserve_fds + listen_fds();
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::open(root, &args.id)?;
     let state = dir.load()?;
-    match state.status(&dir.path) {
+    let status = state.status(&dir.path);
+    match status {
         Status::Running | Status::Created => {}
-        Status::Paused => bail!("cannot exec in a paused container"),
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
         _ => bail!("cannot exec in a stopped container"),
     }
+    // The new process joins the frozen cgroup and freezes with it until
+    // `resume`, which needs the container's lock: let go of it now.
+    let lock = (status != Status::Paused).then_some(dir);
     let process = build_process(args, state.config.process().as_ref())?;
+    let sub_cgroups = spawn::cgroup_join::SubCgroups::parse(&args.cgroup)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && args.detach && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
@@ -37,9 +45,16 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     let socket_path = args.console_socket.as_deref().filter(|_| terminal);
     let (console_for_child, console_keep) = crate::console::sockets(socket_path, terminal)?;
 
+    // why: the process is born inside the container, where listenerPath
+    // (a host path) cannot be reached: we connect, it inherits the socket.
+    let seccomp_listener = crate::security::seccomp::listener_path(&state.config)
+        .map(crate::security::seccomp::connect_listener)
+        .transpose()?;
+
     let config = ChildConfig {
         kind: ChildKind::Exec {
             target_pid: state.pid,
+            seccomp_listener: seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
         },
         spec: state.config.clone(),
         process,
@@ -54,14 +69,24 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         fifo_fd: None,
         extra_fds,
         id: state.id.clone(),
-        cgroup_entry: spawn::cgroup_join::prepare(&state.cgroup_path)?,
+        cgroup_entry: if sub_cgroups.is_empty() {
+            spawn::cgroup_join::prepare(&state.cgroup_path)?
+        } else {
+            spawn::cgroup_join::prepare_sub(&state.cgroup_path, &sub_cgroups)?
+        },
     };
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);
+    // The process has its own copy; the agent sees EOF once it has exec'd.
+    let told_pid = seccomp_listener.is_some();
+    drop(seccomp_listener);
     let setup = (|| -> Result<()> {
         child
             .channel
             .send(&Msg::Proceed(state.oci_json(Status::Running).to_string()))?;
+        if told_pid {
+            child.channel.send(&Msg::Pid(child.pid))?;
+        }
         spawn::expect(&child.channel, Msg::Ready)
     })();
     if let Err(err) = setup {
@@ -77,9 +102,14 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         bail!(reason);
     }
     // The container's lock is not held while the process runs.
-    drop(dir);
+    drop(lock);
     if let Some(pid_file) = &args.pid_file {
-        write_pid_file(pid_file, child.pid)?;
+        // A caller that gets no pid file cannot manage the process: it is
+        // not left running, as in runc.
+        if let Err(err) = write_pid_file(pid_file, child.pid) {
+            spawn::kill_and_reap(child.pid);
+            return Err(err);
+        }
     }
     if args.detach {
         return Ok(0);
@@ -97,16 +127,24 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-        let process: Process =
-            crate::bundle::parse_lenient(&data, crate::bundle::normalize_process)
-                .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
+        let process: Process = crate::bundle::parse_lenient(&data, |value| {
+            crate::bundle::normalize_process(value);
+            // `user` may be left out: uid and gid 0, as runc reads it
+            // (oci-spec requires the field).
+            if let Some(object) = value.as_object_mut() {
+                object
+                    .entry("user")
+                    .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("parse process {}: {e}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("process args must not be empty");
         }
         return Ok(process);
     }
     if args.command.is_empty() {
-        bail!("exec: no command given (pass COMMAND or --process)");
+        bail!("process args cannot be empty (pass COMMAND or --process)");
     }
     let mut process = base.cloned().unwrap_or_default();
     process.set_args(Some(args.command.clone()));
@@ -156,6 +194,11 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
             let mut p = caps.permitted().clone().unwrap_or_default();
             p.insert(cap);
             caps.set_permitted(Some(p));
+            // runc adds it to the ambient set too; the kernel keeps it
+            // there only when it is also inheritable.
+            let mut a = caps.ambient().clone().unwrap_or_default();
+            a.insert(cap);
+            caps.set_ambient(Some(a));
         }
         process.set_capabilities(Some(caps));
     }

@@ -32,7 +32,7 @@ pub fn features() -> serde_json::Value {
                 "actions": seccomp::supported_actions(),
                 "operators": seccomp::supported_operators(),
                 "archs": seccomp::supported_archs(),
-                "knownFlags": seccomp::supported_flags(),
+                "knownFlags": seccomp::known_flags(),
                 "supportedFlags": seccomp::supported_flags()
             },
             "apparmor": {"enabled": false},

@@ -5,34 +5,66 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::cgroups;
 use crate::cli::KillArgs;
 use crate::errors::RuntimeError;
-use crate::state::{ContainerDir, Status};
+use crate::namespaces::NamespacePlan;
+use crate::state::{ContainerDir, ContainerState, Status};
 
 pub fn run(root: &Path, args: &KillArgs) -> Result<()> {
     let signal = parse_signal_number(args.signal.as_deref().unwrap_or("SIGTERM"))?;
     let dir = ContainerDir::open(root, &args.id)?;
     let state = dir.load()?;
-    let status = state.status(&dir.path);
-    if status == Status::Stopped {
+    if args.all {
+        // Whatever the init's status: in a pod sharing one PID namespace
+        // the shim calls `kill --all` after the main process exited, to
+        // stop what it left in the cgroup. runc signals those and succeeds.
+        return signal_cgroup(&state, signal);
+    }
+    if state.status(&dir.path) == Status::Stopped {
         return Err(RuntimeError::NotRunning.into());
     }
-    if args.all {
-        if signal == libc::SIGKILL {
-            return cgroups::kill_every_process(&state.cgroup_path);
-        }
-        let pids = cgroups::pids(&state.cgroup_path)?;
-        for pid in pids {
-            let _ = send(pid, signal);
-        }
-        return Ok(());
+    // Without a PID namespace of its own the init is not a namespace's
+    // pid 1, whose death takes every other process with it: SIGKILL goes
+    // to the whole cgroup, or the rest would outlive the container (runc
+    // does the same since 1.2).
+    let own_pid_ns = NamespacePlan::from_spec(&state.config).creates(LinuxNamespaceType::Pid);
+    if signal == libc::SIGKILL && !own_pid_ns {
+        return signal_cgroup(&state, signal);
     }
     match send(state.pid, signal) {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::ESRCH) => Err(RuntimeError::NoSuchProcess.into()),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(nix::errno::Errno::ESRCH) => return Err(RuntimeError::NoSuchProcess.into()),
+        Err(e) => return Err(e.into()),
+    }
+    thaw_to_let_die(&state, signal);
+    Ok(())
+}
+
+/// `signal` to every process of the container's cgroup; none left is not
+/// an error.
+fn signal_cgroup(state: &ContainerState, signal: i32) -> Result<()> {
+    if signal == libc::SIGKILL {
+        cgroups::kill_every_process(&state.cgroup_path)?;
+    } else {
+        for pid in cgroups::pids(&state.cgroup_path)? {
+            let _ = send(pid, signal);
+        }
+    }
+    thaw_to_let_die(state, signal);
+    Ok(())
+}
+
+/// A task frozen by the v1 freezer only dies once thawed: after SIGKILL a
+/// paused container is thawed, as runc does (other signals stay pending
+/// until `resume`).
+fn thaw_to_let_die(state: &ContainerState, signal: i32) {
+    if signal == libc::SIGKILL && cgroups::is_frozen(&state.cgroup_path) {
+        if let Err(e) = cgroups::freeze(&state.cgroup_path, false) {
+            crate::log::warn(&format!("thaw after SIGKILL: {e:#}"));
+        }
     }
 }
 

@@ -255,7 +255,7 @@ pub struct ExecArgs {
     pub user: Option<String>,
     #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability (CAP_NAME) to the bounding, effective, permitted sets
+    /// Add a capability (CAP_NAME) to the bounding, effective, permitted and ambient sets
     #[arg(short = 'c', long = "cap")]
     pub caps: Vec<String>,
     #[arg(long = "no-new-privs")]
@@ -268,7 +268,10 @@ pub struct ExecArgs {
     /// Accepted for compatibility; LSM profiles are not applied
     #[arg(long)]
     pub apparmor: Option<String>,
-    /// Accepted for compatibility
+    /// Run the process in an existing sub-cgroup of the container: [CONTROLLER[,CONTROLLER]:]PATH (repeatable with controllers)
+    #[arg(long = "cgroup", value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
+    /// Allow exec in a paused container (the process starts once it is resumed)
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
 }

@@ -20,6 +20,18 @@ pub fn run(args: &SpecArgs) -> Result<()> {
 }
 
 pub fn default_spec() -> Value {
+    let mut spec = base_spec();
+    // As runc: a cgroup namespace only where the host is pure cgroup v2. On
+    // a v1 or hybrid host the container sees its cgroups at the host's paths.
+    if crate::cgroups::is_v2() {
+        if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
+            namespaces.push(json!({"type": "cgroup"}));
+        }
+    }
+    spec
+}
+
+fn base_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
         "ociVersion": crate::SPEC_VERSION,
@@ -54,7 +66,7 @@ pub fn default_spec() -> Value {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+                {"type": "uts"}, {"type": "mount"}
             ],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",

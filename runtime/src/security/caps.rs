@@ -47,16 +47,36 @@ pub fn prepare(spec: &LinuxCapabilities) -> Result<()> {
 
 /// Step two, after changing uid: set effective, permitted, inheritable and
 /// ambient exactly as asked.
-pub fn apply(spec: &LinuxCapabilities) -> Result<()> {
+///
+/// `hold_sys_admin`: also keep CAP_SYS_ADMIN in permitted and effective,
+/// when it is still held, so that a seccomp filter can be loaded without
+/// no_new_privs as the very last step before execve.  It is never added to
+/// the inheritable or ambient sets, so execve drops it unless the config
+/// granted it (capabilities(7)): the new permitted set is
+/// `(P(inh) & F(inh)) | (F(perm) & P(bnd)) | P'(amb)`; for uid 0 the file
+/// sets count as full, giving `P(inh) | P(bnd)`, and for any other uid
+/// without file capabilities it is the ambient set.  The bounding set was
+/// trimmed in [`prepare`], so a file capability cannot bring it back either.
+pub fn apply(spec: &LinuxCapabilities, hold_sys_admin: bool) -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_KEEPCAPS)");
     }
     let held = caps::read(None, CapSet::Permitted).map_err(|e| anyhow!("read permitted: {e}"))?;
-    let permitted = to_kernel_set(spec.permitted().as_ref(), &held);
-    let effective = to_kernel_set(spec.effective().as_ref(), &held);
+    let mut permitted = to_kernel_set(spec.permitted().as_ref(), &held);
+    let mut effective = to_kernel_set(spec.effective().as_ref(), &held);
     let inheritable = to_kernel_set(spec.inheritable().as_ref(), &held);
     let ambient = to_kernel_set(spec.ambient().as_ref(), &held);
+    // The kernel only allows ambient caps that are permitted and
+    // inheritable; decided before CAP_SYS_ADMIN may join permitted.
+    let ambient: CapsHashSet = ambient
+        .into_iter()
+        .filter(|c| permitted.contains(c) && inheritable.contains(c))
+        .collect();
+    if hold_sys_admin && held.contains(&Capability::CAP_SYS_ADMIN) {
+        permitted.insert(Capability::CAP_SYS_ADMIN);
+        effective.insert(Capability::CAP_SYS_ADMIN);
+    }
     // Effective must stay within permitted: set it last when shrinking.
     caps::set(None, CapSet::Inheritable, &inheritable)
         .map_err(|e| anyhow!("set inheritable capabilities: {e}"))?;
@@ -70,11 +90,7 @@ pub fn apply(spec: &LinuxCapabilities) -> Result<()> {
         .map_err(|e| anyhow!("set permitted capabilities: {e}"))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("clear ambient capabilities: {e}"))?;
     for cap in ambient {
-        // The kernel only allows ambient caps that are permitted and inheritable.
-        if permitted.contains(&cap) && inheritable.contains(&cap) {
-            caps::raise(None, CapSet::Ambient, cap)
-                .map_err(|e| anyhow!("raise ambient {cap}: {e}"))?;
-        }
+        caps::raise(None, CapSet::Ambient, cap).map_err(|e| anyhow!("raise ambient {cap}: {e}"))?;
     }
     Ok(())
 }

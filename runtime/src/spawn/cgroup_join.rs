@@ -17,7 +17,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// The prepared way in.
 #[derive(Debug, Default)]
@@ -103,14 +103,193 @@ fn prepare_v2(root: &Path, rel: &Path, enable_controllers: bool) -> Result<Owned
             Err(e) => return Err(e).with_context(|| format!("create cgroup {}", dir.display())),
         }
     }
+    open_dir(&dir)
+}
+
+/// Opens a cgroup v2 directory for CLONE_INTO_CGROUP.
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
     let fd = nix::fcntl::open(
-        &dir,
+        dir,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("open cgroup {}", dir.display()))?;
     // SAFETY: open just returned this descriptor and nothing else owns it.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `exec --cgroup`: the sub-cgroup(s) of the container's cgroup that the
+/// new process joins instead, in runc's form `[CONTROLLER[,CONTROLLER]:]PATH`.
+#[derive(Debug, Default)]
+pub struct SubCgroups {
+    /// `PATH` alone: the same sub-cgroup in every hierarchy.
+    all: Option<String>,
+    /// `CONTROLLER:PATH`, by controller name as /proc/PID/cgroup spells it
+    /// (`memory`, `name=systemd`); the other hierarchies keep the
+    /// container's cgroup.
+    by_controller: Vec<(String, String)>,
+}
+
+impl SubCgroups {
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut sub = SubCgroups::default();
+        for arg in args {
+            let parts: Vec<&str> = arg.splitn(3, ':').collect();
+            match parts[..] {
+                [path] if args.len() == 1 => sub.all = Some(path.to_string()),
+                [_] => bail!("invalid --cgroup argument: {arg} (missing <controller>: prefix)"),
+                // ":PATH" names no controller: every hierarchy, as runc reads it.
+                ["", path] if args.len() == 1 => sub.all = Some(path.to_string()),
+                [controllers, path] => {
+                    for controller in controllers.split(',') {
+                        if controller.is_empty() {
+                            bail!("invalid --cgroup argument: {arg} (empty <controller> prefix)");
+                        }
+                        if sub.by_controller.iter().any(|(c, _)| c == controller) {
+                            bail!("invalid --cgroup argument(s): controller {controller} specified multiple times");
+                        }
+                        sub.by_controller
+                            .push((controller.to_string(), path.to_string()));
+                    }
+                }
+                _ => bail!("invalid --cgroup argument: {arg}"),
+            }
+        }
+        Ok(sub)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_controller.is_empty()
+    }
+
+    /// The sub-path for a hierarchy carrying `names`, if one was asked.
+    fn for_hierarchy(&self, names: &[String]) -> Result<Option<&str>> {
+        if let Some(all) = &self.all {
+            return Ok(Some(all));
+        }
+        let mut found: Option<&str> = None;
+        for (controller, path) in &self.by_controller {
+            if names.contains(controller) {
+                if found.is_some_and(|f| f != path) {
+                    bail!(
+                        "--cgroup: the controllers {} share one hierarchy but were given different paths",
+                        names.join(",")
+                    );
+                }
+                found = Some(path);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `base` joined with a sub-cgroup path that may not climb out of it
+/// (runc: "is not a sub cgroup path").
+fn sub_dir(base: &Path, sub: &str) -> Result<PathBuf> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in sub.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    bail!("{sub} is not a sub cgroup path");
+                }
+            }
+            name => parts.push(name),
+        }
+    }
+    let dir = parts.iter().fold(base.to_path_buf(), |d, p| d.join(p));
+    if !dir.is_dir() {
+        bail!("--cgroup: sub-cgroup {} does not exist", dir.display());
+    }
+    Ok(dir)
+}
+
+/// The controllers and `name=` of every cgroup v1 mount, from the super
+/// options in mountinfo.
+fn v1_names() -> Result<Vec<(PathBuf, Vec<String>)>> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let mut found = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let Some(point) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let names = post
+            .nth(1)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|o| {
+                o.starts_with("name=")
+                    || !(o.contains('=')
+                        || matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "xattr"
+                                | "noprefix"
+                                | "clone_children"
+                                | "cpuset_v2_mode"
+                        ))
+            })
+            .map(str::to_string)
+            .collect();
+        found.push((PathBuf::from(point), names));
+    }
+    Ok(found)
+}
+
+/// Parent, before the fork of `exec --cgroup`: the sub-cgroup directories
+/// (which must exist: they are the caller's) the child joins, as
+/// [`prepare`] gives the container's own. On a hybrid host the cgroup2
+/// twin keeps the container's cgroup, as runc 1.1 leaves it.
+pub fn prepare_sub(cgroup_path: &Path, sub: &SubCgroups) -> Result<Entry> {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if crate::cgroups::is_v2() {
+        if let Some((controller, _)) = sub.by_controller.first() {
+            // One hierarchy: runc knows only the unnamed path there.
+            bail!("unknown controller {controller} in --cgroup (cgroup v2 takes a path alone)");
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        prepare_v2(root, rel, true)?;
+        let dir = sub_dir(&root.join(rel), sub.all.as_deref().unwrap_or_default())?;
+        return Ok(Entry {
+            clone_into: Some(open_dir(&dir)?),
+            tasks_files: Vec::new(),
+        });
+    }
+    let names = v1_names()?;
+    for (controller, _) in &sub.by_controller {
+        if !names.iter().any(|(_, n)| n.contains(controller)) {
+            bail!("unknown controller {controller} in --cgroup");
+        }
+    }
+    let base = prepare(cgroup_path)?;
+    let mut entry = Entry {
+        clone_into: base.clone_into,
+        tasks_files: Vec::new(),
+    };
+    for tasks in base.tasks_files {
+        let dir = tasks.parent().unwrap_or(Path::new("/"));
+        let hierarchy = names
+            .iter()
+            .filter(|(point, _)| dir.starts_with(point))
+            .max_by_key(|(point, _)| point.as_os_str().len());
+        let wanted = match hierarchy {
+            Some((_, n)) => sub.for_hierarchy(n)?,
+            None => None,
+        };
+        entry.tasks_files.push(match wanted {
+            Some(path) => sub_dir(dir, path)?.join("tasks"),
+            None => tasks,
+        });
+    }
+    Ok(entry)
 }
 
 /// Enables in `dir`'s subtree_control every controller `dir` has.

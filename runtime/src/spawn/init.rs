@@ -3,7 +3,7 @@
 //! the parent as one line and the child exits.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -58,11 +58,19 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         _ => bail!("parent did not complete setup"),
     };
 
-    match config.kind {
+    // The seccomp agent's socket is a host path: connect before joining
+    // namespaces or pivoting (see security/seccomp/notify.rs).
+    let listener = connect_seccomp_listener(config, channel, &state_json)?;
+
+    let fd_dir = match config.kind {
         ChildKind::Init => init_namespaces_and_rootfs(config, channel)?,
         ChildKind::Exec { .. } => {
             nix::unistd::setsid().context("setsid")?;
+            None
         }
+    };
+    if config.kind == ChildKind::Init && config.spec.process().is_none() {
+        return wait_without_process(config, channel, fd_dir.as_ref());
     }
 
     let process = &config.process;
@@ -105,14 +113,12 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     caps::prepare(capabilities)?;
     if no_new_privs {
         caps::set_no_new_privs()?;
-    } else if let Some(filter) = &filter {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-        // the process may be about to lose.
-        filter.install().context("load seccomp filter")?;
     }
     fix_stdio_ownership(process.user().uid())?;
     process::switch_user(process)?;
-    caps::apply(capabilities)?;
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it stays
+    // in permitted+effective until then, and execve drops it (see caps::apply).
+    caps::apply(capabilities, filter.is_some() && !no_new_privs)?;
 
     if cwd_pending {
         let cwd = process.cwd();
@@ -124,10 +130,17 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     let env = process_env(process);
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
+    let exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
 
+    if config.fifo_fd.is_some() {
+        crate::cli::create::check_fifo_can_open()?;
+    }
     channel.send(&Msg::Ready)?;
+    if config.fifo_fd.is_some() {
+        crate::cli::create::await_state_saved(channel)?;
+    }
     // Kept open (close-on-exec) until execve: `start` reads our "0", then
     // the EOF that execve's close gives, and only then runs poststart.
     let start_fifo = match config.fifo_fd {
@@ -135,7 +148,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             // why: kept open until exec or _exit, not dropped when a step
             // below fails: `start` takes the fifo's hangup as the end, and
             // `run` then kills us before run() could report the failure.
-            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fifo_fd)?);
+            let fifo = std::mem::ManuallyDrop::new(open_exec_fifo(fd_dir.as_ref(), fifo_fd)?);
+            // The host's procfs is not kept a moment longer than needed.
+            drop(fd_dir);
             let start_hooks = config
                 .spec
                 .hooks()
@@ -146,16 +161,92 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         }
         None => None,
     };
-    if no_new_privs {
-        if let Some(filter) = &filter {
-            filter.install().context("load seccomp filter")?;
-        }
-    }
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
         (&**fifo).write_all(b"0").context("write exec fifo")?;
     }
-    Err(process::exec(&program, &args, &env))
+    // The filter is the last thing before execve: from here on, no system
+    // call but execve (the profile may deny anything else), hence no
+    // allocation either; install() allocates only on failure. With
+    // SCMP_ACT_NOTIFY, one sendmsg hands the notify fd to the agent.
+    if let Some(filter) = &filter {
+        let notify_fd = filter.install().context("load seccomp filter")?;
+        if let (Some(fd), Some(listener)) = (notify_fd, &listener) {
+            listener
+                .send(fd)
+                .context("send the seccomp notify fd to the listener")?;
+        }
+    }
+    let errno = exec_args.exec();
+    let err = exec_args.error(errno);
+    if let Some(fifo) = &start_fifo {
+        crate::cli::start::report_exec_failure(fifo, &err);
+    }
+    Err(err)
+}
+
+/// With SCMP_ACT_NOTIFY and a listenerPath: the connection to the agent and
+/// the message it gets once the filter is loaded.
+fn connect_seccomp_listener(
+    config: &ChildConfig,
+    channel: &Channel,
+    state_json: &str,
+) -> Result<Option<seccomp::ListenerMessage>> {
+    let Some(path) = seccomp::listener_path(&config.spec) else {
+        return Ok(None);
+    };
+    let (socket, pid) = match config.kind {
+        ChildKind::Init => {
+            let socket = seccomp::connect_listener(path)?;
+            // Our pid as the runtime sees it: /proc is still the runtime's here.
+            let pid = std::fs::read_link("/proc/self")
+                .ok()
+                .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+                .context("read our pid from /proc/self")?;
+            (socket, pid)
+        }
+        ChildKind::Exec {
+            seccomp_listener, ..
+        } => {
+            // why: we were born in the container (its root, mount and pid
+            // namespaces): `ozz exec` connected for us on the host, and it
+            // tells our pid as it sees it (the helper reported it).
+            let fd = seccomp_listener.context("seccomp: no connection to the listener")?;
+            // SAFETY: the socket `ozz exec` connected, inherited through
+            // the helper and kept by close_fds_except; nothing else in this
+            // process owns it.
+            let socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+            let pid = match channel.recv()? {
+                Some(Msg::Pid(pid)) => pid,
+                _ => bail!("parent did not tell the process's pid for the seccomp listener"),
+            };
+            (socket, pid)
+        }
+    };
+    let metadata = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_metadata().as_deref());
+    seccomp::ListenerMessage::new(socket, state_json, pid, metadata).map(Some)
+}
+
+/// A container created without `process`: the init holds the namespaces
+/// and waits on exec.fifo like any other, but has nothing to run; `start`
+/// refuses such a container before opening the fifo, so only another
+/// reader could get here.
+fn wait_without_process(
+    config: &ChildConfig,
+    channel: &Channel,
+    fd_dir: Option<&std::os::fd::OwnedFd>,
+) -> Result<Infallible> {
+    close_inherited_fds(3 + config.extra_fds)?;
+    channel.send(&Msg::Ready)?;
+    if let Some(fifo_fd) = config.fifo_fd {
+        open_exec_fifo(fd_dir, fifo_fd)?;
+    }
+    bail!("config.json has no process to start")
 }
 
 /// The caller's stderr from before the pty became ours (-1: none kept).
@@ -199,7 +290,11 @@ fn empty_capabilities(
 
 /// Namespaces the parent could not enter for us, identity inside a user
 /// namespace, the session, hostname, and the whole root filesystem.
-fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result<()> {
+/// Returns the init's /proc/self/fd directory as it was before pivot_root.
+fn init_namespaces_and_rootfs(
+    config: &ChildConfig,
+    channel: &Channel,
+) -> Result<Option<std::os::fd::OwnedFd>> {
     let plan = &config.plan;
     if let Some(path) = plan.joined_path(LinuxNamespaceType::User) {
         namespaces::join(LinuxNamespaceType::User, path)?;
@@ -207,9 +302,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.has(LinuxNamespaceType::User) {
         become_root_in_user_ns()?;
     }
+    let runtime_mnt_ns = namespaces::current_id(LinuxNamespaceType::Mount);
     if let Some(path) = plan.joined_path(LinuxNamespaceType::Mount) {
         namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
+    // why: without a mount namespace of its own (none asked, or the path
+    // names the runtime's own) the container shares the host's mounts:
+    // nothing may pivot, move or re-propagate the host's root there.
+    let shares_host_mounts = !plan.creates(LinuxNamespaceType::Mount)
+        && runtime_mnt_ns.is_some()
+        && namespaces::current_id(LinuxNamespaceType::Mount) == runtime_mnt_ns;
     nix::unistd::setsid().context("setsid")?;
     if !config.no_new_keyring {
         join_session_keyring(&config.id);
@@ -230,10 +332,16 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
     if plan.creates(LinuxNamespaceType::Network) {
         bring_up_loopback()?;
     }
-    if !plan.creates(LinuxNamespaceType::Mount) {
-        bail!("a new mount namespace is required (add {{\"type\":\"mount\"}} to linux.namespaces)");
+    if shares_host_mounts {
+        // runc's phrase: masking would cover the host's own /proc and /sys.
+        let linux = config.spec.linux().as_ref();
+        let masked = linux.and_then(|l| l.masked_paths().as_ref());
+        let readonly = linux.and_then(|l| l.readonly_paths().as_ref());
+        if masked.is_some_and(|m| !m.is_empty()) || readonly.is_some_and(|r| !r.is_empty()) {
+            bail!("unable to restrict sys entries without a private MNT namespace");
+        }
     }
-    rootfs::prepare(&config.spec, &config.rootfs)?;
+    rootfs::prepare(&config.spec, &config.rootfs, shares_host_mounts)?;
     rootfs::mount_all(
         &config.spec,
         &rootfs::MountContext {
@@ -257,10 +365,21 @@ fn init_namespaces_and_rootfs(config: &ChildConfig, channel: &Channel) -> Result
         .as_ref()
         .and_then(|h| h.create_container().clone());
     crate::hooks::run_all("createContainer", hooks.as_ref(), &state_json)?;
-    rootfs::enter(&config.rootfs, config.no_pivot)?;
+    // The exec fifo is reopened through our own /proc/self/fd (the host's
+    // procfs, reachable until pivot_root): the container may have no /proc.
+    let fd_dir = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
+    rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
     create_cwd(config.process.cwd())?;
     rootfs::finish(&config.spec)?;
-    Ok(())
+    rootfs::finish_dev(&config.spec)?;
+    Ok(Some(fd_dir))
 }
 
 /// execCPUAffinity.initial holds while the process enters its cgroup (on
@@ -535,10 +654,25 @@ fn close_inherited_fds(first: u32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens exec.fifo for reading.
-fn open_exec_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{fifo_fd}"))
-        .context("open exec fifo")
+/// Blocks until `start` opens exec.fifo for reading. `fd_dir`: our
+/// /proc/self/fd opened before pivot_root, else the current /proc's.
+fn open_exec_fifo(fd_dir: Option<&std::os::fd::OwnedFd>, fifo_fd: RawFd) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = match fd_dir {
+        Some(dir) => nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            fifo_fd.to_string().as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+        None => nix::fcntl::open(
+            format!("/proc/self/fd/{fifo_fd}").as_str(),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ),
+    }
+    .context("open exec fifo")?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

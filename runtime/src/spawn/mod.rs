@@ -47,7 +47,13 @@ pub enum ChildKind {
     /// The container's init, from `create`.
     Init,
     /// A process joining a running container, from `exec`.
-    Exec { target_pid: i32 },
+    Exec {
+        target_pid: i32,
+        /// The seccomp agent's socket (listenerPath), connected on the
+        /// host by `ozz exec`: the process is born inside the container,
+        /// where that path cannot be reached (see seccomp/notify.rs).
+        seccomp_listener: Option<RawFd>,
+    },
 }
 
 /// struct clone_args of clone3(2).
@@ -213,7 +219,7 @@ pub struct Child {
 /// created by clone3 does not need rights over them), then left again.
 pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     let (parent_end, child_end) = sync::pair()?;
-    if let ChildKind::Exec { target_pid } = config.kind {
+    if let ChildKind::Exec { target_pid, .. } = config.kind {
         let pid = clone_exec_child(config, target_pid, child_end)?;
         return Ok(Child {
             pid,
@@ -254,6 +260,14 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time {
         unshare_time(&config.spec)?;
     }
+    // why: the container's user namespace may not be allowed to reach a
+    // bind source the runtime can (runc and crun open them first too).
+    let open_sources = config.kind == ChildKind::Init
+        && config.plan.has(LinuxNamespaceType::User)
+        && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
+    if open_sources {
+        crate::rootfs::open_bind_sources(&config.spec, &config.rootfs);
+    }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
         Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(
             user_ns,
@@ -270,6 +284,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
         init::run(config, child_end);
     }
     drop(child_end);
+    crate::rootfs::close_bind_sources();
     saved.restore()?;
     Ok(Child {
         pid,
@@ -278,12 +293,25 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
 }
 
 /// What the container's process keeps of our descriptors: stdio, the
-/// preserved ones, the sync channel, exec.fifo and the console socket.
+/// preserved ones, the sync channel, exec.fifo, the console socket and
+/// (exec) the seccomp agent's socket.
 pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
     use std::os::fd::AsRawFd;
     let mut singles = vec![channel.as_raw_fd()];
     singles.extend(config.fifo_fd);
     singles.extend(config.console_socket);
+    if let ChildKind::Exec {
+        seccomp_listener: Some(fd),
+        ..
+    } = config.kind
+    {
+        // A unix socket connected to the agent, no way out of the root;
+        // close-on-exec, so it is gone once the process has sent its fd.
+        singles.push(fd);
+    }
+    // Bind sources the runtime opened for the init (rootfs::mount_all
+    // attaches and closes them; empty for exec).
+    singles.extend(crate::rootfs::bind_source_fds());
     KeptFds {
         low_end: config.extra_fds.saturating_add(3),
         singles,
@@ -300,7 +328,9 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
 /// descriptors, enters every other namespace and the container's root, and
 /// only then clones the process into the container's pid namespace
 /// (CLONE_PARENT: it is our child all the same). It reports the pid through
-/// a pipe and exits.
+/// a pipe and exits. Of the host's, the process keeps only stdio, the
+/// preserved descriptors, the console socket and the seccomp agent's
+/// socket: sockets and pipes, nothing a path can be walked from.
 fn clone_exec_child(config: &ChildConfig, target_pid: i32, child_end: Channel) -> Result<i32> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
