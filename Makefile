@@ -75,11 +75,14 @@ e2e-containerd-v2: build
 e2e-docker: build
 	hack/e2e-docker --ozz $(OZZ)
 
-# All of them again in the cgroup v2 guest. docker.io is installed on the host
-# first: the guest's root is the host's, read-only. Exit 77: no guest.
+# The checks that touch cgroups (and the runtime proof and the clean-up ones)
+# again in the cgroup v2 guest: all 23 take ~17 minutes under TCG, these
+# ~6. docker.io is installed on the host first: the guest's root is the
+# host's, read-only. Exit 77: no guest.
+E2E_DOCKER_V2_ONLY := run:|stats|update|pause|top|--memory|OOM|rm -f|daemon
 e2e-docker-v2: build
 	hack/e2e-docker --install-only
-	OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-docker --ozz $(OZZ); \
+	E2E_ONLY='$(E2E_DOCKER_V2_ONLY)' OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-docker --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-docker-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]
 
