@@ -219,6 +219,8 @@ fn build(
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
+        // Only `run` in the foreground outlives the wait on exec.fifo.
+        keep_callers_stderr: relay_console,
         fifo_fd: Some(fifo),
         extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),

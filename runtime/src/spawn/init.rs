@@ -86,7 +86,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        save_callers_stderr();
+        if config.keep_callers_stderr {
+            save_callers_stderr();
+        }
         crate::console::setup_in_container(socket, size)?;
     }
     if let Some(socket) = config.console_socket {

@@ -28,6 +28,11 @@ pub struct ChildConfig {
     pub no_new_keyring: bool,
     /// Unix socket (already connected) that receives the pty master.
     pub console_socket: Option<RawFd>,
+    /// With a terminal: keep a dup of the caller's stderr until exec, for a
+    /// failure after Ready. Only when the caller waits for the process
+    /// anyway: a caller that reads our stderr to EOF (containerd's shim
+    /// behind `create --console-socket`) would wait until `start`.
+    pub keep_callers_stderr: bool,
     /// O_PATH descriptor of exec.fifo (create only).
     pub fifo_fd: Option<RawFd>,
     /// Descriptors 3..3+N that the process inherits.
