@@ -134,6 +134,19 @@ pub fn move_mount_to_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> 
 /// mount_setattr(AT_RECURSIVE) on the mount tree `fd` names (a detached
 /// one from open_tree included).
 pub fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Result<()> {
+    mount_setattr_at(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH, set, clear).context("mount_setattr")
+}
+
+/// mount_setattr(2) with AT_RECURSIVE added to `flags`: `path` relative to
+/// `dirfd` (AT_FDCWD for a plain path, or an fd with an empty path and
+/// AT_EMPTY_PATH).
+pub fn mount_setattr_at(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+    set: u64,
+    clear: u64,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -147,20 +160,20 @@ pub fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Result<()> 
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: the path is an empty NUL-terminated string and attr a valid
-    // mount_attr of the size we pass; the kernel only reads both.
+    // SAFETY: path is NUL-terminated and attr a valid mount_attr of the
+    // size we pass; the kernel only reads both.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            dirfd,
+            path.as_ptr(),
+            (flags | libc::AT_RECURSIVE) as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     if rc != 0 {
-        return Err(io::Error::last_os_error()).context("mount_setattr");
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -155,37 +155,9 @@ fn locked_flags(path: &Path) -> MsFlags {
 }
 
 fn mount_setattr(target: &Path, set: u64, clear: u64) -> Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
     let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
-    // SAFETY: path is NUL-terminated and attr is a valid mount_attr of the
-    // size we pass; the kernel only reads both.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("mount_setattr {}", target.display()));
-    }
-    Ok(())
+    crate::mount_api::mount_setattr_at(libc::AT_FDCWD, &path, 0, set, clear)
+        .with_context(|| format!("mount_setattr {}", target.display()))
 }
 
 /// Prepares the host side of the mount namespace: nothing the container

@@ -117,7 +117,6 @@ fn clone3_in_user_ns(
     cgroup_fd: Option<RawFd>,
     keep: &KeptFds,
 ) -> Result<i32> {
-    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     let helper = clone3(CloneFlags::empty(), None)?;
@@ -130,11 +129,7 @@ fn clone3_in_user_ns(
         singles.push(wr.as_raw_fd());
         singles.extend(cgroup_fd);
         if let Err(e) = close_fds_except(keep.low_end, &singles) {
-            let mut report = std::fs::File::from(wr);
-            let _ = report.write_all(&(-1i32).to_ne_bytes());
-            let _ = report.write_all(format!("{e:#}").as_bytes());
-            // SAFETY: as below, the helper ends at once.
-            unsafe { libc::_exit(0) }
+            report_clone_and_exit(wr, Err(e));
         }
         let result = namespaces::join(LinuxNamespaceType::User, user_ns)
             .and_then(|()| clone3(flags | CloneFlags::CLONE_PARENT, cgroup_fd));
@@ -142,32 +137,13 @@ fn clone3_in_user_ns(
             drop(wr);
             return Ok(0);
         }
-        let mut report = std::fs::File::from(wr);
-        let (pid, text) = match result {
-            Ok(pid) => (pid, String::new()),
-            Err(e) => (-1, format!("{e:#}")),
-        };
-        let _ = report.write_all(&pid.to_ne_bytes());
-        let _ = report.write_all(text.as_bytes());
-        drop(report);
-        // SAFETY: _exit ends the helper at once, running none of the
-        // parent's atexit handlers or destructors twice.
-        unsafe { libc::_exit(0) }
+        report_clone_and_exit(wr, result);
     }
     drop(wr);
-    let mut answer = Vec::new();
-    let read = std::fs::File::from(rd).read_to_end(&mut answer);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
-    read.context("read the child's pid from the helper")?;
-    let pid = answer
-        .get(..4)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(-1);
-    if pid <= 0 {
-        let why = String::from_utf8_lossy(answer.get(4..).unwrap_or_default());
-        bail!("clone into user namespace {}: {why}", user_ns.display());
+    match read_clone_report(rd, helper)? {
+        Ok(pid) => Ok(pid),
+        Err(why) => bail!("clone into user namespace {}: {why}", user_ns.display()),
     }
-    Ok(pid)
 }
 
 /// The descriptors a child keeps from the parent's table: every fd below
@@ -334,7 +310,6 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
 /// preserved descriptors, the console socket and the seccomp agent's
 /// socket: sockets and pipes, nothing a path can be walked from.
 fn clone_exec_child(config: &ChildConfig, target_pid: i32, child_end: Channel) -> Result<i32> {
-    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     let helper = clone3(CloneFlags::empty(), config.cgroup_entry.clone_into())?;
@@ -349,36 +324,57 @@ fn clone_exec_child(config: &ChildConfig, target_pid: i32, child_end: Channel) -
             drop(wr);
             init::run(config, child_end);
         }
-        let mut report = std::fs::File::from(wr);
-        let (pid, text) = match result {
-            Ok(pid) => (pid, String::new()),
-            Err(e) => (-1, format!("{e:#}")),
-        };
-        let _ = report.write_all(&pid.to_ne_bytes());
-        let _ = report.write_all(text.as_bytes());
-        drop(report);
-        // SAFETY: _exit ends the helper at once, running none of the
-        // parent's atexit handlers or destructors twice.
-        unsafe { libc::_exit(0) }
+        report_clone_and_exit(wr, result);
     }
     drop(wr);
     drop(child_end);
+    match read_clone_report(rd, helper)? {
+        Ok(pid) => Ok(pid),
+        Err(why) if why.is_empty() => bail!("the process helper exited before cloning"),
+        Err(why) => bail!("{why}"),
+    }
+}
+
+/// A clone helper's last act: the pid it cloned (or -1 and the error's
+/// text) down the pipe to the parent, then _exit.
+fn report_clone_and_exit(wr: std::os::fd::OwnedFd, result: Result<i32>) -> ! {
+    use std::io::Write;
+    let mut report = std::fs::File::from(wr);
+    let (pid, text) = match result {
+        Ok(pid) => (pid, String::new()),
+        Err(e) => (-1, format!("{e:#}")),
+    };
+    let _ = report.write_all(&pid.to_ne_bytes());
+    let _ = report.write_all(text.as_bytes());
+    drop(report);
+    // SAFETY: _exit ends the helper at once, running none of the parent's
+    // atexit handlers or destructors twice.
+    unsafe { libc::_exit(0) }
+}
+
+/// The parent's side of [`report_clone_and_exit`]: reaps the helper and
+/// returns the pid it cloned, or the error text it sent (empty if it died
+/// before saying anything).
+fn read_clone_report(
+    rd: std::os::fd::OwnedFd,
+    helper: i32,
+) -> Result<std::result::Result<i32, String>> {
+    use std::io::Read;
     let mut answer = Vec::new();
     let read = std::fs::File::from(rd).read_to_end(&mut answer);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
-    read.context("read the process's pid from the helper")?;
+    read.context("read the cloned pid from the helper")?;
     let pid = answer
         .get(..4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .unwrap_or(-1);
     if pid <= 0 {
-        let why = String::from_utf8_lossy(answer.get(4..).unwrap_or_default());
-        if why.is_empty() {
-            bail!("the process helper exited before cloning");
-        }
-        bail!("{why}");
+        return Ok(Err(String::from_utf8_lossy(
+            answer.get(4..).unwrap_or_default(),
+        )
+        .into_owned()));
     }
-    Ok(pid)
+    Ok(Ok(pid))
 }
 
 fn same_namespace(path: &Path, typ: LinuxNamespaceType) -> bool {
