@@ -183,9 +183,10 @@ fn block_device() -> Option<Disk> {
     names.iter().find_map(|n| Disk::from_name(n))
 }
 
-/// A bundle whose container sees `disk` as /dev/blk (linux.devices, so also
-/// allowed by the device cgroup) and runs `script`, then writes the seconds
-/// it took (from /proc/uptime) to /out/secs.
+/// A bundle whose container sees `disk` as /dev/blk (linux.devices, and a
+/// device cgroup rule allowing it: as in runc, linux.devices alone is not
+/// an allow rule) and runs `script`, then writes the seconds it took (from
+/// /proc/uptime) to /out/secs.
 fn timed_disk_bundle(tag: &str, disk: &Disk, script: &str) -> (Bundle, PathBuf) {
     let (mut b, out) = out_bundle(
         tag,
@@ -196,6 +197,15 @@ fn timed_disk_bundle(tag: &str, disk: &Disk, script: &str) -> (Bundle, PathBuf) 
     );
     b.config["linux"]["devices"] = json!([{"path": "/dev/blk", "type": "b",
         "major": disk.major, "minor": disk.minor, "fileMode": 0o600}]);
+    let rules = &mut b.config["linux"]["resources"]["devices"];
+    if !rules.is_array() {
+        *rules = json!([]);
+    }
+    rules
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"allow": true, "type": "b",
+        "major": disk.major, "minor": disk.minor, "access": "rwm"}));
     (b, out)
 }
 
