@@ -53,6 +53,10 @@ fn memory_update_reaches_the_kernel_and_the_container_keeps_running() {
     // without capabilities): allowed only through the bundle's own rules.
     b.config["linux"]["devices"] = json!([{"path": "/dev/ozz-kmsg", "type": "c",
         "major": 1, "minor": 11, "fileMode": 438, "uid": 0, "gid": 0}]);
+    b.config["linux"]["resources"]["devices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}));
     b.create_and_start();
     let before = pid(&b);
     let kmsg = "echo ozz-update-test > /dev/ozz-kmsg";
