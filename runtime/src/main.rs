@@ -30,6 +30,12 @@ pub const SPEC_VERSION: &str = "1.3.0";
 
 fn main() {
     trace::init();
+    if enters_a_container(std::env::args_os().skip(1)) {
+        // why: the sealed re-exec parses the command line again; doing it
+        // first spares the unsealed process a parse (~0.2 ms). A failure
+        // here is left to the command's own call, which reports it.
+        let _ = security::exe_seal::reexec_sealed_if_needed();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help is not an error: clap prints it and we exit 0.
@@ -84,6 +90,28 @@ fn main() {
     }
 }
 
+/// Whether the command line names `create`, `run` or `exec`: the first
+/// word that is neither an option nor the value of a global option. Only
+/// a shortcut: those commands seal themselves in any case.
+fn enters_a_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    const GLOBALS_WITH_VALUE: [&str; 5] =
+        ["--root", "--log", "--log-format", "--rootless", "--criu"];
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let Some(arg) = arg.to_str() else {
+            return false;
+        };
+        if GLOBALS_WITH_VALUE.contains(&arg) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return matches!(arg, "create" | "run" | "exec");
+        } else if arg == "--" {
+            return false;
+        }
+    }
+    false
+}
+
 fn print_version() {
     println!("ozz version {VERSION}");
     println!("spec: {SPEC_VERSION}");
@@ -117,5 +145,29 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Pid(args) => cli::pid::run(&root, &args).map(|_| 0),
         Command::Checkpoint(args) => cli::checkpoint::run(global, &root, &args).map(|_| 0),
         Command::Restore(args) => cli::restore::run(global, &root, &args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enters_a_container;
+
+    fn words(line: &str) -> impl Iterator<Item = std::ffi::OsString> + '_ {
+        line.split_whitespace().map(Into::into)
+    }
+
+    #[test]
+    fn finds_the_command_after_global_options() {
+        assert!(enters_a_container(words(
+            "--root /run/x --log-format json run -d c"
+        )));
+        assert!(enters_a_container(words("--debug exec c ls")));
+        assert!(enters_a_container(words(
+            "--log=/tmp/l create --bundle b c"
+        )));
+        assert!(!enters_a_container(words("--root run list")));
+        assert!(!enters_a_container(words("state run")));
+        assert!(!enters_a_container(words("--criu create delete run")));
+        assert!(!enters_a_container(words("-- run")));
     }
 }

@@ -353,6 +353,9 @@ pub struct MountContext<'a> {
     pub cgroup_path: &'a Path,
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
+    /// Returns once the container's cgroup limits are set: no device node
+    /// may be made before the device rules are complete.
+    pub await_limits: &'a dyn Fn() -> Result<()>,
 }
 
 pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
@@ -380,6 +383,8 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
             root = open_root()?;
         }
     }
+    (ctx.await_limits)()?;
+    crate::trace::mark("child: cgroup limits awaited");
     let dev_is_bind = mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind")

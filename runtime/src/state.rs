@@ -92,10 +92,6 @@ pub struct ContainerState {
     /// The bundle's config as it was at create: delete needs its hooks,
     /// exec its namespaces and process defaults.
     pub config: Spec,
-    /// Set in the provisional state create saves before the init is ready;
-    /// cleared in the final one. A create killed in between leaves it set.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub creating: bool,
 }
 
 /// The little `delete --force` needs to remove a container whose state.json
@@ -268,26 +264,21 @@ pub fn load_all(root: &Path) -> Vec<(ContainerState, Status)> {
 
 /// The ID of another container under `root` whose state names
 /// `cgroup_path`, if any. why: create runs this on every call, so it reads
-/// only the two fields it compares (not the whole config, not the status)
-/// and makes no error value for a directory without a state (building an
-/// anyhow error captures a backtrace when RUST_BACKTRACE is set: ~2.5 ms).
+/// each container's small recovery file (for an old container, only the
+/// fields it needs of state.json) and makes no error value for a directory
+/// without one (building an anyhow error captures a backtrace when
+/// RUST_BACKTRACE is set: ~2.5 ms).
 pub fn cgroup_user(root: &Path, cgroup_path: &Path, except_id: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Owner {
-        id: String,
-        cgroup_path: PathBuf,
-    }
     for entry in fs::read_dir(root).ok()?.flatten() {
-        if entry.file_name().to_str() == Some(except_id) {
+        let id = entry.file_name();
+        if id.to_str() == Some(except_id) {
             continue;
         }
-        let Ok(data) = fs::read(entry.path().join(STATE_FILE)) else {
-            continue;
-        };
-        if let Ok(owner) = serde_json::from_slice::<Owner>(&data) {
-            if owner.cgroup_path == cgroup_path && owner.id != except_id {
-                return Some(owner.id);
-            }
+        // The recovery file is small and is there from the start of a
+        // create, while state.json only comes once the init is ready.
+        let owner = Recovery::find(&entry.path());
+        if owner.cgroup_path.as_deref() == Some(cgroup_path) {
+            return Some(id.to_string_lossy().into_owned());
         }
     }
     None
@@ -330,7 +321,6 @@ pub fn load_all_with_broken(root: &Path) -> Vec<(ContainerState, Status)> {
             cgroup_path: rec.cgroup_path.unwrap_or_default(),
             systemd_cgroup: false,
             config: Spec::default(),
-            creating: false,
         };
         all.push((state, status));
     }
@@ -380,9 +370,6 @@ impl ContainerState {
     pub fn status(&self, dir: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
-        }
-        if self.creating {
-            return Status::Creating;
         }
         // A frozen container is paused whether or not it was started.
         if crate::cgroups::is_frozen(&self.cgroup_path) {

@@ -180,32 +180,17 @@ fn build(
         .to_path_buf();
     undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
     // From here on a create killed at any point leaves what `delete
-    // --force` needs: the provisional state (`list` shows it) and the
-    // recovery file (the cgroup, then the init's pid).
-    let mut state = ContainerState {
-        id: args.id.clone(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::log::rfc3339_now(),
-        owner: owner_name(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup_path: cgroup_path.clone(),
-        systemd_cgroup: global.systemd_cgroup,
-        config: spec.clone(),
-        creating: true,
-    };
+    // --force` needs and what `list` shows: the recovery file (the cgroup,
+    // then the init's pid). state.json is written once, when the init is
+    // ready: serializing the whole config costs more than the rest of a
+    // step here.
     let mut recovery = Recovery {
         pid: 0,
         pid_start_time: 0,
         cgroup_path: Some(cgroup_path.clone()),
     };
     dir.save_recovery(&recovery)?;
-    dir.save(&state)?;
-    crate::trace::mark("provisional state, recovery file");
-    let manager = cgroups::manager(&cgroup_path)?;
-    crate::trace::mark("cgroup manager");
+    crate::trace::mark("recovery file");
     let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
     crate::trace::mark("cgroup dirs created");
     cgroups::check_not_frozen(&cgroup_path)?;
@@ -227,8 +212,24 @@ fn build(
         cgroup_entry,
     };
     let child = spawn::fork_child(&child_config)?;
+    // Its copy of the config is the child's now: the heap it frees here is
+    // reused below instead of growing ours (peak RSS).
+    drop(child_config);
     crate::trace::mark("child forked");
     undo.child = Some(child.pid);
+    let mut state = ContainerState {
+        id: args.id.clone(),
+        pid: child.pid,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::log::rfc3339_now(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup_path: cgroup_path.clone(),
+        systemd_cgroup: global.systemd_cgroup,
+        config: spec,
+    };
     // why: the child prints "parent did not complete setup" when our end
     // of the channel closes first, which made a second error line; so on
     // failure it is killed while the channel is still open.
@@ -237,32 +238,38 @@ fn build(
         let _ = nix::unistd::close(fifo);
 
         if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
-            spawn::write_id_maps(child.pid, &spec)?;
+            spawn::write_id_maps(child.pid, &state.config)?;
         }
+        // The init keeps this first payload for its startContainer hooks,
+        // which run once the container is created (runc passes "created");
+        // the createContainer hooks get the second payload, "creating".
+        let created_json = state.oci_json(Status::Created).to_string();
+        child.channel.send(&Msg::Proceed(created_json))?;
+        crate::trace::mark("child released");
 
-        let pid_start_time = state::proc_stat(child.pid)
+        // why: while the init mounts its root (the longest step), we record
+        // its pid and set the cgroup's limits: on two CPUs the two run side
+        // by side. The init waits for Proceed again before it makes any
+        // device node: the device rules (v1 applies them as deny-all, then
+        // allows) must be complete by then.
+        state.pid_start_time = state::proc_stat(child.pid)
             .map(|s| s.start_time)
             .context("the container process exited during setup")?;
-        (state.pid, state.pid_start_time) = (child.pid, pid_start_time);
-        (recovery.pid, recovery.pid_start_time) = (child.pid, pid_start_time);
+        (recovery.pid, recovery.pid_start_time) = (child.pid, state.pid_start_time);
         dir.save_recovery(&recovery)?;
-        dir.save(&state)?;
-        // Limits (the device rules above all: v1 applies them as deny-all
-        // then allows) must be complete before the child makes its nodes.
+        let manager = cgroups::manager(&cgroup_path)?;
+        crate::trace::mark("cgroup manager");
         cgroups::apply(
             &manager,
             &cgroups::effective_resources(&state.config)?,
             &state.cgroup_path,
         )?;
         crate::trace::mark("cgroup limits applied");
-        let creating_json = state.oci_json(Status::Creating).to_string();
-        // why: the init keeps this first payload for its startContainer hooks,
-        // which run once the container is created (runc passes "created"); the
-        // createContainer hooks get the second payload, "creating", below.
-        let created_json = state.oci_json(Status::Created).to_string();
-        child.channel.send(&Msg::Proceed(created_json))?;
-        crate::trace::mark("child released");
+        // A child that failed meanwhile has sent why and exited: the send
+        // then fails, and the expect below reads its reason.
+        let _ = child.channel.send(&Msg::Proceed(String::new()));
 
+        let creating_json = state.oci_json(Status::Creating).to_string();
         spawn::expect(&child.channel, Msg::RunCreateRuntimeHooks)?;
         crate::trace::mark("child mounted (waits for hooks)");
         let hooks = state.config.hooks().clone().unwrap_or_default();
@@ -287,7 +294,6 @@ fn build(
             Some(socket) => Some(crate::sync::recv_fd(socket.as_raw_fd())?),
             None => None,
         };
-        state.creating = false;
         dir.save(&state)?;
         crate::trace::mark("state written");
         if let Some(pid_file) = &args.pid_file {

@@ -110,7 +110,6 @@ fn restore(
             cgroup_path: cgroup_path.clone(),
             systemd_cgroup: global.systemd_cgroup,
             config: bundle.spec.clone(),
-            creating: false,
         };
         let hook_state = state.clone();
         let mut on_namespaces = |pid: i32| -> Result<()> {

@@ -362,6 +362,11 @@ fn init_namespaces_and_rootfs(
             cgroup_path: &config.cgroup_path,
             in_user_ns: plan.has(LinuxNamespaceType::User),
             new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
+            // The parent sets the cgroup's limits while we mount.
+            await_limits: &|| match channel.recv()? {
+                Some(Msg::Proceed(_)) => Ok(()),
+                _ => bail!("parent did not complete setup"),
+            },
         },
     )?;
     crate::trace::mark("child: mounts done");
