@@ -765,6 +765,14 @@ fn mount_cgroup(
         Some("mode=755"),
     )
     .context("mount tmpfs for cgroup v1")?;
+    // The tmpfs is ours alone and brand new: its directories are made and
+    // bound through its root's descriptor, without resolving a path of the
+    // image (no symlink can be in it). Each hierarchy is a detached bind
+    // (open_tree) given its flags (mount_setattr) before it is attached:
+    // three system calls where bind + remount by path took two resolves
+    // and two mounts (about half the time with 11 hierarchies).
+    let tmpfs = root.resolve(dest)?;
+    let attrs = mount_attrs(options.flags & (base | MsFlags::MS_RDONLY));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -778,25 +786,12 @@ fn mount_cgroup(
             continue;
         };
         let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
-        let Some(name) = mount_point
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-        else {
+        let Some(name) = mount_point.file_name().map(|n| n.to_os_string()) else {
             continue;
         };
         let host = mount_point.join(ctx.cgroup_path.strip_prefix("/").unwrap_or(ctx.cgroup_path));
-        if !host.is_dir() {
-            continue;
-        }
-        let sub = dest.join(&name);
-        root.mkdir_all(&sub, &perm)?;
-        bind_with_flags(
-            root,
-            &host,
-            &sub,
-            options.flags & (base | MsFlags::MS_RDONLY),
-        )
-        .with_context(|| format!("bind cgroup {}", host.display()))?;
+        bind_cgroup_v1(&tmpfs, &name, &host, attrs)
+            .with_context(|| format!("bind cgroup {}", host.display()))?;
     }
     if readonly {
         let target = root.resolve(dest)?;
@@ -811,6 +806,57 @@ fn mount_cgroup(
         .context("remount cgroup tmpfs read-only")?;
     }
     Ok(())
+}
+
+/// One v1 hierarchy's directory of the container, bound at `name` in the
+/// cgroup tmpfs with mount attributes `attrs`. A hierarchy without the
+/// directory (a controller the cgroup is not in) is left out.
+fn bind_cgroup_v1(
+    tmpfs: &impl AsFd,
+    name: &std::ffi::OsStr,
+    host: &Path,
+    attrs: u64,
+) -> Result<()> {
+    use nix::fcntl::{openat, OFlag};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let open_dir = |dir: libc::c_int, path: &Path| -> nix::Result<OwnedFd> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(Some(dir), path, flags, Mode::empty())?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let source = match open_dir(libc::AT_FDCWD, host) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(()),
+        Err(e) => return Err(e).context("open"),
+    };
+    let tmpfs = tmpfs.as_fd().as_raw_fd();
+    match nix::sys::stat::mkdirat(Some(tmpfs), name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).context("mkdir"),
+    }
+    let target = open_dir(tmpfs, Path::new(name)).context("open mount point")?;
+    let tree = crate::mount_api::open_tree_clone(source.as_fd(), false)?;
+    if attrs != 0 {
+        crate::mount_api::mount_setattr_fd(tree.as_fd(), attrs, 0)?;
+    }
+    crate::mount_api::move_mount_to_fd(tree.as_fd(), target.as_fd())
+}
+
+/// The mount_setattr(2) attributes of these mount flags.
+fn mount_attrs(flags: MsFlags) -> u64 {
+    const NOSUID: u64 = 0x2;
+    const NODEV: u64 = 0x4;
+    const NOEXEC: u64 = 0x8;
+    [
+        (MsFlags::MS_RDONLY, crate::mount_api::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, NOSUID),
+        (MsFlags::MS_NODEV, NODEV),
+        (MsFlags::MS_NOEXEC, NOEXEC),
+    ]
+    .iter()
+    .filter(|(flag, _)| flags.contains(*flag))
+    .fold(0, |attrs, (_, attr)| attrs | attr)
 }
 
 /// Binds `source` onto `dest` in the rootfs with `flags` (ro, nosuid, …).
