@@ -340,6 +340,15 @@ pub fn cgroup_root(controller: &str) -> PathBuf {
     }
 }
 
+/// Removes the (empty) cgroup directory `rel` from every hierarchy: a
+/// parent a test made, which ozz, like runc, leaves when it deletes the
+/// container's own directory.
+pub fn remove_cgroup_everywhere(rel: &str) {
+    for controller in cgroup_controllers() {
+        let _ = std::fs::remove_dir(cgroup_root(&controller).join(rel));
+    }
+}
+
 fn cgroup_controllers() -> Vec<String> {
     if is_cgroup_v2() {
         return vec![String::new()];

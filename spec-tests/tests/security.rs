@@ -24,9 +24,17 @@ impl OzzCopy {
         let dir = workspace().join("target/spec-tests");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("ozz-copy-{}-{tag}", std::process::id()));
-        std::fs::write(&path, &original).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // why: written by another process, so the file is never open for
+        // writing in this one: a child forked meanwhile by another test
+        // thread would hold that descriptor until its exec, and running the
+        // copy then fails with ETXTBSY (seen once in seven runs).
+        let installed = Command::new("install")
+            .args(["-m", "755"])
+            .arg(ozz_bin())
+            .arg(&path)
+            .status()
+            .expect("run install");
+        assert!(installed.success(), "install the ozz copy");
         OzzCopy {
             path,
             original,

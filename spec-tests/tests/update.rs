@@ -299,13 +299,14 @@ fn bad_values_fail_with_one_line_and_change_nothing() {
     assert_eq!(b.status(), "running");
 }
 
-/// Removes a cgroup directory the test made itself, after the container
-/// (declared later, so dropped first) is gone.
-struct OwnCgroup(std::path::PathBuf);
+/// Removes a parent cgroup the test made (itself, or ozz for the
+/// container), in every hierarchy, after the container (declared later, so
+/// dropped first) is gone.
+struct OwnCgroup(String);
 
 impl Drop for OwnCgroup {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
+        remove_cgroup_everywhere(&self.0);
     }
 }
 
@@ -318,11 +319,10 @@ impl Drop for OwnCgroup {
 fn cpu_period_and_quota_lowered_together_under_a_limited_parent() {
     let id = unique_id("up-period");
     let parent_rel = format!("{}/{id}-lim", cgroup_parent());
-    let mut guard = None;
+    let guard = OwnCgroup(parent_rel.clone());
     if !is_cgroup_v2() {
         let dir = cgroup_root("cpu").join(&parent_rel);
         std::fs::create_dir_all(&dir).unwrap();
-        guard = Some(OwnCgroup(dir.clone()));
         std::fs::write(dir.join("cpu.cfs_period_us"), "100000").unwrap();
         std::fs::write(dir.join("cpu.cfs_quota_us"), "100000").unwrap();
     }
