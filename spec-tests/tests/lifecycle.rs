@@ -670,9 +670,10 @@ fn exec_in_sub_cgroup(b: &Bundle, arg: &str) -> i64 {
 
 /// runc's `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH`: the process runs
 /// in an existing sub-cgroup of the container (every hierarchy, or the
-/// named controllers only; the hybrid cgroup2 twin keeps the container's
-/// cgroup, as in runc 1.1); bad arguments are refused with runc's words;
-/// `ps` sees the process and `delete` removes the sub-cgroups.
+/// named controllers only; on a hybrid host the cgroup2 twin's sub-cgroup
+/// too when there is one, as in runc 1.1, else the twin itself, where runc
+/// fails); bad arguments are refused with runc's words; `ps` sees the
+/// process and `delete` removes the sub-cgroups.
 #[test]
 fn exec_cgroup_runs_the_process_in_a_sub_cgroup() {
     let b = bundle("exec-cgroup", &["sleep", "100"]);
@@ -722,6 +723,20 @@ fn exec_cgroup_runs_the_process_in_a_sub_cgroup() {
             &sub
         };
         assert_eq!(&path, want, "--cgroup sub, hierarchy {names:?}");
+    }
+    let twin = std::path::Path::new("/sys/fs/cgroup/unified").join(base.trim_start_matches('/'));
+    let mut in_twin_sub = None;
+    if !is_cgroup_v2() && twin.is_dir() {
+        std::fs::create_dir(twin.join("sub")).unwrap();
+        subs.0.push(twin.join("sub"));
+        let pid = exec_in_sub_cgroup(&b, "sub");
+        for (names, path) in proc_cgroups(pid) {
+            assert_eq!(
+                path, sub,
+                "--cgroup sub with a twin sub, hierarchy {names:?}"
+            );
+        }
+        in_twin_sub = Some(pid);
     }
     if is_cgroup_v2() {
         let out = ozz(&["exec", "--cgroup", "memory:sub", &b.id, "true"]);
@@ -780,6 +795,10 @@ fn exec_cgroup_runs_the_process_in_a_sub_cgroup() {
     let out = b.cmd("delete", &["--force"]);
     assert!(out.status.success(), "delete --force: {}", stderr(&out));
     assert_all_gone(&[all], "delete --force");
+    assert_all_gone(
+        &in_twin_sub.into_iter().collect::<Vec<_>>(),
+        "delete --force",
+    );
     for dir in &subs.0 {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }

@@ -246,8 +246,10 @@ fn v1_names() -> Result<Vec<(PathBuf, Vec<String>)>> {
 
 /// Parent, before the fork of `exec --cgroup`: the sub-cgroup directories
 /// (which must exist: they are the caller's) the child joins, as
-/// [`prepare`] gives the container's own. On a hybrid host the cgroup2
-/// twin keeps the container's cgroup, as runc 1.1 leaves it.
+/// [`prepare`] gives the container's own. On a hybrid host a path for
+/// every controller also names the sub-cgroup of the cgroup2 twin, as
+/// runc 1.1 puts the process there; where the caller made none, the
+/// process stays in the twin itself (runc fails).
 pub fn prepare_sub(cgroup_path: &Path, sub: &SubCgroups) -> Result<Entry> {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     if crate::cgroups::is_v2() {
@@ -274,6 +276,15 @@ pub fn prepare_sub(cgroup_path: &Path, sub: &SubCgroups) -> Result<Entry> {
         clone_into: base.clone_into,
         tasks_files: Vec::new(),
     };
+    if let (Some(path), Some(mount)) = (
+        sub.all.as_deref(),
+        crate::cgroups::V1Hierarchies::read()?.unified,
+    ) {
+        let twin_sub = sub_dir(&mount.join(rel), path).ok();
+        if let Some(fd) = twin_sub.and_then(|d| open_dir(&d).ok()) {
+            entry.clone_into = Some(fd);
+        }
+    }
     for tasks in base.tasks_files {
         let dir = tasks.parent().unwrap_or(Path::new("/"));
         let hierarchy = names
