@@ -18,7 +18,10 @@ pub fn setup() -> Option<CgroupSetup> {
 }
 
 pub fn is_v2() -> bool {
-    matches!(setup(), Some(CgroupSetup::Unified))
+    // Read once (two statfs): the host's layout does not change under a
+    // command, and `list` asks for every container.
+    static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V2.get_or_init(|| matches!(setup(), Some(CgroupSetup::Unified)))
 }
 
 /// The container's cgroup path, always absolute from the hierarchy's root.

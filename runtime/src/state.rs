@@ -119,10 +119,7 @@ impl Recovery {
 
     /// True while this pid is still the process we started.
     pub fn init_alive(&self) -> bool {
-        self.pid > 0
-            && proc_stat(self.pid).is_some_and(|stat| {
-                stat.start_time == self.pid_start_time && !matches!(stat.state, 'Z' | 'X')
-            })
+        init_alive(self.pid, self.pid_start_time)
     }
 }
 
@@ -284,19 +281,27 @@ pub fn cgroup_user(root: &Path, cgroup_path: &Path, except_id: &str) -> Option<S
     None
 }
 
-/// Like [`load_all`], plus a row for every directory whose state.json is
-/// missing or unreadable (a crashed create, a corrupt file), so `list`
-/// shows what `delete --force` can remove. Those rows carry the ID, the
-/// init's pid from the recovery file and little else.
-pub fn load_all_with_broken(root: &Path) -> Vec<(ContainerState, Status)> {
-    let mut all = load_all(root);
-    let Ok(entries) = fs::read_dir(root) else {
-        return all;
-    };
-    for entry in entries.flatten() {
+/// Every container under the root for `list`, oldest first, plus a row
+/// for every directory whose state.json is missing or unreadable (a
+/// crashed create, a corrupt file), so `list` shows what `delete --force`
+/// can remove; those rows carry the ID, the init's pid from the recovery
+/// file and little else. One pass, no lock: a container made or removed
+/// meanwhile is shown or not, as with runc.
+pub fn list_all(root: &Path) -> Vec<(Listed, Status)> {
+    let mut all = Vec::new();
+    let mut broken = Vec::new();
+    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
         let dir = entry.path();
+        let parsed = fs::read(dir.join(STATE_FILE))
+            .ok()
+            .and_then(|data| serde_json::from_slice::<Listed>(&data).ok());
+        if let Some(listed) = parsed {
+            let status = status_of(listed.pid, listed.pid_start_time, &listed.cgroup_path, &dir);
+            all.push((listed, status));
+            continue;
+        }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if !dir.is_dir() || validate_id(&id).is_err() || all.iter().any(|(s, _)| s.id == id) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || validate_id(&id).is_err() {
             continue;
         }
         let rec = Recovery::find(&dir);
@@ -309,7 +314,7 @@ pub fn load_all_with_broken(root: &Path) -> Vec<(ContainerState, Status)> {
         } else {
             Status::Running
         };
-        let state = ContainerState {
+        let listed = Listed {
             id,
             pid: rec.pid,
             pid_start_time: rec.pid_start_time,
@@ -319,11 +324,11 @@ pub fn load_all_with_broken(root: &Path) -> Vec<(ContainerState, Status)> {
             owner: String::new(),
             annotations: HashMap::new(),
             cgroup_path: rec.cgroup_path.unwrap_or_default(),
-            systemd_cgroup: false,
-            config: Spec::default(),
         };
-        all.push((state, status));
+        broken.push((listed, status));
     }
+    all.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+    all.extend(broken);
     all
 }
 
@@ -343,7 +348,17 @@ pub struct ProcStat {
 }
 
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read into a buffer that holds any stat line (a 16-byte command
+    // name and 52 numbers; we need the first 22 fields), where
+    // read_to_string takes six small reads of a file whose size procfs
+    // reports as 0; `list` does this per container.
+    let mut buf = [0u8; 2048];
+    let len = File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    let text = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name may hold spaces and parentheses: split after the last ')'.
     let after = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
@@ -353,53 +368,109 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
+/// True while `pid` is still the init we started (not a recycled PID, not
+/// a zombie).
+fn init_alive(pid: i32, pid_start_time: u64) -> bool {
+    pid > 0
+        && proc_stat(pid).is_some_and(|stat| {
+            stat.start_time == pid_start_time && !matches!(stat.state, 'Z' | 'X')
+        })
+}
+
+/// The status of a container whose state.json names this init and cgroup.
+fn status_of(pid: i32, pid_start_time: u64, cgroup_path: &Path, dir: &Path) -> Status {
+    if !init_alive(pid, pid_start_time) {
+        return Status::Stopped;
+    }
+    // A frozen container is paused whether or not it was started.
+    if crate::cgroups::is_frozen(cgroup_path) {
+        return Status::Paused;
+    }
+    if dir.join(EXEC_FIFO).exists() {
+        return Status::Created;
+    }
+    Status::Running
+}
+
 impl ContainerState {
     /// True while our init (not a recycled PID, not a zombie) exists.
     pub fn init_alive(&self) -> bool {
-        if self.pid <= 0 {
-            return false;
-        }
-        match proc_stat(self.pid) {
-            Some(stat) => {
-                stat.start_time == self.pid_start_time && !matches!(stat.state, 'Z' | 'X')
-            }
-            None => false,
-        }
+        init_alive(self.pid, self.pid_start_time)
     }
 
     pub fn status(&self, dir: &Path) -> Status {
-        if !self.init_alive() {
-            return Status::Stopped;
-        }
-        // A frozen container is paused whether or not it was started.
-        if crate::cgroups::is_frozen(&self.cgroup_path) {
-            return Status::Paused;
-        }
-        if dir.join(EXEC_FIFO).exists() {
-            return Status::Created;
-        }
-        Status::Running
+        status_of(self.pid, self.pid_start_time, &self.cgroup_path, dir)
     }
 
     /// The OCI state object, with runc's extra fields (rootfs, created, owner).
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped {
-            0
-        } else {
-            self.pid
-        };
-        serde_json::json!({
-            "ociVersion": crate::SPEC_VERSION,
-            "id": self.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-            "annotations": self.annotations,
-        })
+        oci_state_json(
+            &self.id,
+            self.pid,
+            status,
+            &self.bundle,
+            &self.rootfs,
+            &self.created,
+            &self.owner,
+            &self.annotations,
+        )
     }
+}
+
+/// A container as `list` shows it: state.json without the config, which
+/// serde passes over unparsed (list reads every container's file; the
+/// config is most of it), or what a broken directory still tells.
+#[derive(Debug, Deserialize)]
+pub struct Listed {
+    pub id: String,
+    pub pid: i32,
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup_path: PathBuf,
+}
+
+impl Listed {
+    pub fn oci_json(&self, status: Status) -> serde_json::Value {
+        oci_state_json(
+            &self.id,
+            self.pid,
+            status,
+            &self.bundle,
+            &self.rootfs,
+            &self.created,
+            &self.owner,
+            &self.annotations,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn oci_state_json(
+    id: &str,
+    pid: i32,
+    status: Status,
+    bundle: &Path,
+    rootfs: &Path,
+    created: &str,
+    owner: &str,
+    annotations: &HashMap<String, String>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": crate::SPEC_VERSION,
+        "id": id,
+        "pid": if status == Status::Stopped { 0 } else { pid },
+        "status": status.as_str(),
+        "bundle": bundle,
+        "rootfs": rootfs,
+        "created": created,
+        "owner": owner,
+        "annotations": annotations,
+    })
 }
 
 #[cfg(test)]
