@@ -70,9 +70,17 @@ impl Status {
     }
 }
 
-/// What ozz keeps about a container between commands.
+/// What ozz keeps about a container between commands (state.json).
+pub type ContainerState = StateFile<Spec>;
+
+/// A container as `list` shows it: state.json with the config passed over
+/// unparsed (list reads every container's file, and the config is most of
+/// it), or what a broken directory still tells.
+pub type Listed = StateFile<serde::de::IgnoredAny>;
+
+/// state.json, with the bundle's config as `C`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ContainerState {
+pub struct StateFile<C> {
     pub id: String,
     /// Host PID of the container's init.
     pub pid: i32,
@@ -91,7 +99,7 @@ pub struct ContainerState {
     pub systemd_cgroup: bool,
     /// The bundle's config as it was at create: delete needs its hooks,
     /// exec its namespaces and process defaults.
-    pub config: Spec,
+    pub config: C,
 }
 
 /// The little `delete --force` needs to remove a container whose state.json
@@ -324,6 +332,8 @@ pub fn list_all(root: &Path) -> Vec<(Listed, Status)> {
             owner: String::new(),
             annotations: HashMap::new(),
             cgroup_path: rec.cgroup_path.unwrap_or_default(),
+            systemd_cgroup: false,
+            config: serde::de::IgnoredAny,
         };
         broken.push((listed, status));
     }
@@ -392,7 +402,7 @@ fn status_of(pid: i32, pid_start_time: u64, cgroup_path: &Path, dir: &Path) -> S
     Status::Running
 }
 
-impl ContainerState {
+impl<C> StateFile<C> {
     /// True while our init (not a recycled PID, not a zombie) exists.
     pub fn init_alive(&self) -> bool {
         init_alive(self.pid, self.pid_start_time)
@@ -404,73 +414,23 @@ impl ContainerState {
 
     /// The OCI state object, with runc's extra fields (rootfs, created, owner).
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
-        oci_state_json(
-            &self.id,
-            self.pid,
-            status,
-            &self.bundle,
-            &self.rootfs,
-            &self.created,
-            &self.owner,
-            &self.annotations,
-        )
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        serde_json::json!({
+            "ociVersion": crate::SPEC_VERSION,
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        })
     }
-}
-
-/// A container as `list` shows it: state.json without the config, which
-/// serde passes over unparsed (list reads every container's file; the
-/// config is most of it), or what a broken directory still tells.
-#[derive(Debug, Deserialize)]
-pub struct Listed {
-    pub id: String,
-    pub pid: i32,
-    pub pid_start_time: u64,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    pub owner: String,
-    #[serde(default)]
-    pub annotations: HashMap<String, String>,
-    pub cgroup_path: PathBuf,
-}
-
-impl Listed {
-    pub fn oci_json(&self, status: Status) -> serde_json::Value {
-        oci_state_json(
-            &self.id,
-            self.pid,
-            status,
-            &self.bundle,
-            &self.rootfs,
-            &self.created,
-            &self.owner,
-            &self.annotations,
-        )
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn oci_state_json(
-    id: &str,
-    pid: i32,
-    status: Status,
-    bundle: &Path,
-    rootfs: &Path,
-    created: &str,
-    owner: &str,
-    annotations: &HashMap<String, String>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": crate::SPEC_VERSION,
-        "id": id,
-        "pid": if status == Status::Stopped { 0 } else { pid },
-        "status": status.as_str(),
-        "bundle": bundle,
-        "rootfs": rootfs,
-        "created": created,
-        "owner": owner,
-        "annotations": annotations,
-    })
 }
 
 #[cfg(test)]
