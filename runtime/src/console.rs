@@ -30,7 +30,12 @@ pub fn sockets(
 
 /// In the container (after pivot_root): open a pty on the container's
 /// devpts, hand the master to `socket`, and take the slave as stdio.
-pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
+/// `relayed_by_us`: the socket is ozz's own pair, not the caller's.
+pub fn setup_in_container(
+    socket: RawFd,
+    size: Option<(u16, u16)>,
+    relayed_by_us: bool,
+) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("open /dev/ptmx")?;
     grantpt(&master).context("grantpt")?;
@@ -45,7 +50,9 @@ pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()>
     if let Some((height, width)) = size {
         set_window_size(slave, height, width)?;
     }
-    clear_onlcr(slave)?;
+    if relayed_by_us {
+        clear_onlcr(slave)?;
+    }
     crate::sync::send_fd(socket, &slave_path, master.as_raw_fd())?;
     drop(master);
     for target in 0..=2 {
@@ -62,13 +69,17 @@ pub fn setup_in_container(socket: RawFd, size: Option<(u16, u16)>) -> Result<()>
     Ok(())
 }
 
-/// why: the pty's default output processing turns every "\n" into
-/// "\r\n"; the container's output is relayed to a terminal (or log) that
-/// does its own, so runc clears ONLCR and callers expect bare newlines.
-fn clear_onlcr(slave: RawFd) -> Result<()> {
+/// why: the pty's output processing turns every "\n" into "\r\n". When
+/// ozz relays the pty itself (`run`/`exec` in the foreground without a
+/// console socket), it copies to a terminal or file that does its own, so
+/// ONLCR is cleared, as runc clears it on the master it relays. A master
+/// sent to the caller's console socket keeps the default, as runc leaves
+/// it: conmon, containerd's shim, `kubectl exec -t` and `docker -t` put
+/// their own terminal in raw mode and rely on the pty's "\r\n".
+fn clear_onlcr(pty: RawFd) -> Result<()> {
     use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
-    // SAFETY: `slave` is open for the whole call.
-    let fd = unsafe { BorrowedFd::borrow_raw(slave) };
+    // SAFETY: `pty` is open for the whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(pty) };
     let mut attrs = tcgetattr(fd).context("read the pty's terminal attributes")?;
     attrs.output_flags.remove(OutputFlags::ONLCR);
     tcsetattr(fd, SetArg::TCSANOW, &attrs).context("clear ONLCR on the pty")

@@ -1153,10 +1153,13 @@ fn memory_policy_mistakes_are_refused() {
     }
 }
 
-/// runc clears ONLCR on the container's pty: a "\n" the process writes
-/// arrives as "\n", not "\r\n".
+/// As runc: the pty whose master goes to the caller's console socket keeps
+/// ONLCR (its reader — conmon, containerd's shim, `kubectl exec -t` — puts
+/// its own terminal in raw mode and relies on "\r\n"); when the runtime
+/// relays the pty itself (`run` in the foreground without a socket) it
+/// clears ONLCR, so the output it copies keeps bare newlines.
 #[test]
-fn terminal_output_keeps_bare_newlines() {
+fn terminal_newlines_as_runc_gives_them() {
     use std::io::Read;
     let mut b = bundle("onlcr", &["printf", "a\\nb\\n"]);
     b.config["process"]["terminal"] = json!(true);
@@ -1180,7 +1183,16 @@ fn terminal_output_keeps_bare_newlines() {
             Ok(k) => text.extend_from_slice(&buf[..k]),
         }
     }
-    assert_eq!(String::from_utf8_lossy(&text), "a\nb\n");
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        "a\r\nb\r\n",
+        "through the console socket"
+    );
+    drop(b);
+
+    let mut b = bundle("onlcr-run", &["printf", "a\\nb\\n"]);
+    b.config["process"]["terminal"] = json!(true);
+    assert_eq!(b.run_ok(), "a\nb\n", "relayed by `run` in the foreground");
 }
 
 /// `exec --process` with a terminal takes the process.json's consoleSize.

@@ -204,6 +204,7 @@ fn build(
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
+        console_relayed_by_us: console_keep.is_some(),
         // Only `run` in the foreground outlives the wait on exec.fifo.
         keep_callers_stderr: relay_console,
         fifo_fd: Some(fifo),

@@ -64,6 +64,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         no_pivot: false,
         no_new_keyring: true,
         console_socket: console_for_child.as_ref().map(|fd| fd.as_raw_fd()),
+        console_relayed_by_us: console_keep.is_some(),
         // exec's process execs right after Ready: the dup is closed then.
         keep_callers_stderr: true,
         fifo_fd: None,

@@ -89,7 +89,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         if config.keep_callers_stderr {
             save_callers_stderr();
         }
-        crate::console::setup_in_container(socket, size)?;
+        crate::console::setup_in_container(socket, size, config.console_relayed_by_us)?;
     }
     if let Some(socket) = config.console_socket {
         let _ = nix::unistd::close(socket);

@@ -28,6 +28,9 @@ pub struct ChildConfig {
     pub no_new_keyring: bool,
     /// Unix socket (already connected) that receives the pty master.
     pub console_socket: Option<RawFd>,
+    /// That socket is ozz's own (`run`/`exec` relaying the terminal in the
+    /// foreground), not the caller's `--console-socket`.
+    pub console_relayed_by_us: bool,
     /// With a terminal: keep a dup of the caller's stderr until exec, for a
     /// failure after Ready. Only when the caller waits for the process
     /// anyway: a caller that reads our stderr to EOF (containerd's shim
