@@ -88,8 +88,11 @@ e2e-containerd-v2: build
 e2e-cri: build
 	hack/e2e-cri --ozz $(OZZ)
 
-# The same in the cgroup v2 guest. Exit 77: no guest.
+# The same in the cgroup v2 guest. The packages (and the CRI proto) are
+# installed on the host first: the guest's root is the host's, read-only.
+# Exit 77: no guest.
 e2e-cri-v2: build
+	hack/e2e-cri --install-only
 	OZZ_GUEST_TIMEOUT=1500 OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/e2e-cri --ozz $(OZZ); \
 	rc=$$?; [ $$rc = 77 ] && echo "e2e-cri-v2: SKIPPED: no cgroup v2 guest on this machine"; \
 	[ $$rc = 0 ] || [ $$rc = 77 ]

@@ -12,13 +12,16 @@
 # cri_env (a function printing the CRI_* variables for the Python client).
 # --- Debian packages (idempotent) -----------------------------------------
 # containerd (CRI plugin built in), the CNI plugins, and for the client
-# python3-grpcio + protoc (the CRI messages are generated from the proto).
+# python3-grpcio + protoc (the CRI messages are generated from the proto)
+# and python3-websocket (the streaming server's client).
 PY=/usr/bin/python3
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 $PY -c 'import grpc, google.protobuf' 2>/dev/null || need+=(python3-grpcio python3-protobuf)
+# The streaming checks' WebSocket client (hack/cri-driver/ws_stream.py).
+$PY -c 'import websocket' 2>/dev/null || need+=(python3-websocket)
 if [ ${#need[@]} -gt 0 ]; then
     echo "$ME: installing ${need[*]}"
     { apt-get update -qq &&
@@ -39,6 +42,9 @@ if [ -z "$PROTO" ]; then
     PROTO=$(proto)
 fi
 [ -n "$PROTO" ] || { echo "$ME: the CRI proto (k8s-cri 0.11 crate) cannot be fetched" >&2; exit 2; }
+# --install-only (hack/e2e-cri's): the packages and the proto now, on the
+# host, for a later run in the v2 guest, whose root is the host's read-only.
+[ -n "${INSTALL_ONLY:-}" ] && exit 0
 
 # --- private containerd in a private network namespace ---------------------
 T=$(mktemp -d /tmp/ozz-e2e-cri.XXXXXX)
