@@ -72,16 +72,21 @@ pub fn request(m: &Mount, is_bind: bool, in_user_ns: bool) -> Result<Option<Requ
 /// open /proc/PID/ns/user, then is killed and reaped. The namespace lives
 /// on as long as the descriptor (and the mounts that use it).
 pub fn user_ns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    let parent = nix::unistd::getpid().as_raw();
     let pid = crate::spawn::clone3(CloneFlags::CLONE_NEWUSER, None)
         .context("clone a process for the idmapping's user namespace")?;
     if pid == 0 {
         // SAFETY: only async-signal-safe system calls, in a copy of this
         // single-threaded process: drop every inherited descriptor (none
-        // may outlive the runtime in here), die with the parent, and wait
-        // for the SIGKILL that ends this process.
+        // may outlive the runtime in here), die with the parent (or at
+        // once if it is already gone), and wait for the SIGKILL that ends
+        // this process.
         unsafe {
             libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
             loop {
                 libc::pause();
             }
