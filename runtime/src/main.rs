@@ -10,6 +10,7 @@ mod console;
 mod errors;
 mod foreground;
 mod hooks;
+mod idmap;
 mod log;
 mod mount_api;
 mod namespaces;

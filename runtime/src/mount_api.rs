@@ -147,6 +147,37 @@ pub fn mount_setattr_at(
     set: u64,
     clear: u64,
 ) -> io::Result<()> {
+    mount_setattr_raw(dirfd, path, flags | libc::AT_RECURSIVE, set, clear, 0)
+}
+
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Gives the detached mount `tree` the idmapping of the user namespace
+/// `userns` (MOUNT_ATTR_IDMAP): on the mount at the top only, or on every
+/// mount of the tree with `recursive`. The kernel allows it once per mount,
+/// on a detached one, and only where the filesystem supports it (EINVAL
+/// otherwise); the raw error is returned for the caller to explain.
+pub fn mount_setattr_idmap(
+    tree: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    let userns = u64::try_from(userns.as_raw_fd()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    mount_setattr_raw(tree.as_raw_fd(), c"", flags, MOUNT_ATTR_IDMAP, 0, userns)
+}
+
+fn mount_setattr_raw(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+    set: u64,
+    clear: u64,
+    userns_fd: u64,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -158,7 +189,7 @@ pub fn mount_setattr_at(
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd,
     };
     // SAFETY: path is NUL-terminated and attr a valid mount_attr of the
     // size we pass; the kernel only reads both.
@@ -167,7 +198,7 @@ pub fn mount_setattr_at(
             libc::SYS_mount_setattr,
             dirfd,
             path.as_ptr(),
-            (flags | libc::AT_RECURSIVE) as libc::c_uint,
+            flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

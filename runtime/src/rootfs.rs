@@ -121,7 +121,7 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "rnosymfollow" => o.rec_set |= MOUNT_ATTR_NOSYMFOLLOW,
             "rsymfollow" => o.rec_clear |= MOUNT_ATTR_NOSYMFOLLOW,
             // Options consumed by runc-era tooling that change nothing here
-            // (idmap and ridmap are refused by mount_one).
+            // (idmap and ridmap are applied by open_bind_sources, see idmap.rs).
             "tmpcopyup" | "idmap" | "ridmap" => {}
             other => o.data.push(other.to_string()),
         }
@@ -267,17 +267,73 @@ fn unescape_mountinfo(s: &str) -> String {
 static BIND_SOURCES: std::sync::Mutex<Vec<(usize, std::os::fd::OwnedFd)>> =
     std::sync::Mutex::new(Vec::new());
 
+/// Why an idmapped mount could not be prepared, by index in config.mounts:
+/// the child reports it when it reaches that mount (naming it), so the
+/// failure takes the path of every other mount failure.
+static IDMAP_FAILURES: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::new(Vec::new());
+
 /// Opens (O_PATH) the source of every bind mount, to be called before the
 /// container's user namespace exists: its root may not be allowed to reach
 /// the source (a 0700 or 000 directory on the way), the runtime is. Sources
 /// inside the rootfs are left to the child, since earlier mounts of the
 /// config may cover them. A source that cannot be opened here is left to
-/// the child too, which reports it.
-pub fn open_bind_sources(spec: &Spec, rootfs: &Path) {
+/// the child too, which reports it. With `all_binds` false only idmapped
+/// mounts are prepared.
+///
+/// Idmapped mounts (`idmap`/`ridmap`) are always prepared here, wherever
+/// their source is: the idmapping takes rights over the source's
+/// filesystem that only the runtime has (see idmap.rs). `joined_user_ns`:
+/// the user namespace the container joins by path, if it does.
+pub fn open_bind_sources(
+    spec: &Spec,
+    rootfs: &Path,
+    all_binds: bool,
+    joined_user_ns: Option<&Path>,
+) {
     let mut opened = Vec::new();
+    let mut failures = Vec::new();
+    // One user namespace per distinct mapping (None: the container's).
+    let mut user_namespaces: Vec<(Option<(String, String)>, std::os::fd::OwnedFd)> = Vec::new();
+    let in_user_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
         let options = parse_options(m.options().as_deref().unwrap_or(&[]));
         let bind = m.typ().as_deref() == Some("bind") || options.is_bind();
+        let recursive = options.flags.contains(MsFlags::MS_REC);
+        // (A request refused here is refused again, with its words, by
+        // mount_one in the child.)
+        if let Ok(Some(request)) = crate::idmap::request(m, bind, in_user_ns) {
+            let source = m.source().clone().unwrap_or_default();
+            let known = user_namespaces.iter().position(|(k, _)| *k == request.maps);
+            let at = match known {
+                Some(at) => Ok(at),
+                None => match &request.maps {
+                    Some((uid, gid)) => crate::idmap::user_ns_with_maps(uid, gid),
+                    None => crate::idmap::container_user_ns(spec, joined_user_ns),
+                }
+                .map(|fd| {
+                    user_namespaces.push((request.maps.clone(), fd));
+                    user_namespaces.len() - 1
+                }),
+            };
+            match at.and_then(|at| {
+                let userns = &user_namespaces[at].1;
+                crate::idmap::idmapped_tree(&source, recursive, request.recursive, userns)
+            }) {
+                Ok(tree) => opened.push((index, tree)),
+                Err(e) => failures.push((index, format!("{e:#}"))),
+            }
+            continue;
+        }
+        if !all_binds {
+            continue;
+        }
         let Some(source) = m.source().as_deref().filter(|_| bind) else {
             continue;
         };
@@ -299,12 +355,14 @@ pub fn open_bind_sources(spec: &Spec, rootfs: &Path) {
         // why: a detached copy of the tree, not the O_PATH fd: mount(2)
         // refuses to bind from a mount of another namespace (EINVAL),
         // move_mount attaches a detached one.
-        let recursive = options.flags.contains(MsFlags::MS_REC);
         if let Ok(tree) = crate::mount_api::open_tree_clone(file.as_fd(), recursive) {
             opened.push((index, tree));
         }
     }
+    // (The user namespaces close here: the mounts keep their idmapping.)
+    drop(user_namespaces);
     *BIND_SOURCES.lock().unwrap_or_else(|e| e.into_inner()) = opened;
+    *IDMAP_FAILURES.lock().unwrap_or_else(|e| e.into_inner()) = failures;
 }
 
 /// The descriptors of the opened sources, which the child keeps until
@@ -323,7 +381,12 @@ pub fn close_bind_sources() {
     drop(take_bind_sources());
 }
 
+fn take_idmap_failures() -> Vec<(usize, String)> {
+    std::mem::take(&mut *IDMAP_FAILURES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 fn take_bind_sources() -> Vec<(usize, std::os::fd::OwnedFd)> {
+    drop(take_idmap_failures());
     std::mem::take(&mut *BIND_SOURCES.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
@@ -363,13 +426,18 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
         || Root::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()));
     let mut root = open_root()?;
     let mounts = spec.mounts().clone().unwrap_or_default();
+    let idmap_failures = take_idmap_failures();
     let mut sources = take_bind_sources();
     for (index, m) in mounts.iter().enumerate() {
         let opened = sources
             .iter()
             .position(|(i, _)| *i == index)
             .map(|at| sources.swap_remove(at).1);
-        mount_one(&root, m, opened.as_ref(), ctx).with_context(|| {
+        let idmap_failure = idmap_failures
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, why)| why.as_str());
+        mount_one(&root, m, opened.as_ref(), idmap_failure, ctx).with_context(|| {
             format!(
                 "mount {:?} on {:?}",
                 m.source().as_deref().unwrap_or(Path::new("")),
@@ -417,10 +485,13 @@ fn fd_path(fd: &impl AsFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
+/// `opened`: the source's detached tree the runtime prepared (an idmapped
+/// one for idmap/ridmap); `idmap_failure`: why the runtime could not.
 fn mount_one(
     root: &Root,
     m: &Mount,
     opened: Option<&std::os::fd::OwnedFd>,
+    idmap_failure: Option<&str>,
     ctx: &MountContext,
 ) -> Result<()> {
     let mut options = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -429,14 +500,13 @@ fn mount_one(
     let dest = &resolve_in_root(root, m.destination());
     let source = m.source().clone().unwrap_or_default();
 
-    // why: `ozz features` reports idmap disabled; mounting without the
-    // mapping asked for would show every file with the wrong owner.
-    let opts = m.options().as_deref().unwrap_or(&[]);
-    if opts.iter().any(|o| o == "idmap" || o == "ridmap")
-        || m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-    {
-        bail!("idmapped mounts are not supported");
+    // why: a bind without the idmapping asked for would show every file
+    // with the wrong owner; only the runtime's prepared tree carries it.
+    if crate::idmap::request(m, is_bind, ctx.in_user_ns)?.is_some() && opened.is_none() {
+        bail!(
+            "{}",
+            idmap_failure.unwrap_or("the idmapped mount was not prepared by the runtime")
+        );
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &options, ctx);

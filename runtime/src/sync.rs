@@ -162,6 +162,16 @@ impl Channel {
     }
 
     fn recv_packet(&self) -> Result<Option<Vec<u8>>> {
+        // why: a peer that exits with a packet of ours unread (a child that
+        // failed before reading Proceed) leaves ECONNRESET pending here,
+        // and the kernel reports it before the packets the peer sent first
+        // (its Failed reason). Reading the error clears it: read once more.
+        let mut reset_seen = false;
+        let mut reset_once = |e: nix::errno::Errno| {
+            let first = e == nix::errno::Errno::ECONNRESET && !reset_seen;
+            reset_seen |= first;
+            first
+        };
         // Peek at the next message's size (MSG_TRUNC reports it whole).
         let size = loop {
             // SAFETY: a zero-length peek writes nothing to the null buffer.
@@ -176,6 +186,7 @@ impl Channel {
             match n {
                 n if n >= 0 => break n as usize,
                 _ if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+                _ if reset_once(nix::errno::Errno::last()) => continue,
                 _ => return Err(std::io::Error::last_os_error()).context("receive on sync socket"),
             }
         };
@@ -185,6 +196,7 @@ impl Channel {
             match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
                 Ok(msg) => break msg.bytes,
                 Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) if reset_once(e) => continue,
                 Err(e) => return Err(e).context("receive on sync socket"),
             }
         };

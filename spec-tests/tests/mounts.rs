@@ -1061,31 +1061,234 @@ fn bad_rootfs_propagation_and_mount_type_fail_cleanly() {
     }
 }
 
-/// `ozz features` says idmap is disabled: an idmapped mount is refused, not
-/// mounted with the wrong owners.
+// ---- idmapped mounts (runtime-spec 1.1+: idmap, ridmap, uidMappings) ----
+
+/// The host id of the container's root: 300000 with `with_userns`, 0
+/// without a user namespace.
+fn root_host_id(userns: bool) -> u32 {
+    if userns {
+        300000
+    } else {
+        0
+    }
+}
+
+/// The on-disk id the tests' mount mapping ties to the container's root.
+const DISK_ID: u32 = 1000;
+
+/// uidMappings/gidMappings that show on-disk id 1000 as the container's
+/// root (host id `root`), and the other way round for what it creates.
+fn disk_1000_is_root(root: u32) -> serde_json::Value {
+    json!([{"containerID": DISK_ID, "hostID": root, "size": 1}])
+}
+
+fn chown(p: &std::path::Path, id: u32) {
+    std::os::unix::fs::chown(p, Some(id), Some(id)).unwrap();
+}
+
+fn owner(p: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    format!("{}:{}", m.uid(), m.gid())
+}
+
+/// A host directory for an idmapped bind: on the host's filesystem (ext4
+/// here) or a tmpfs mounted on it, owned by the on-disk id 1000 (the
+/// kernel refuses writes to an inode whose owner the idmapping leaves
+/// unmapped, whatever its mode). Holds `hostfile`, owned by 1000 too.
+fn idmap_source(tag: &str, tmpfs: bool) -> HostDir {
+    let mut h = HostDir::new(tag);
+    if tmpfs {
+        let at = h.path.clone();
+        h.mount(&["-t", "tmpfs", "tmpfs"], &at);
+    }
+    chown(&h.path, DISK_ID);
+    let f = h.path.join("hostfile");
+    std::fs::write(&f, "x").unwrap();
+    chown(&f, DISK_ID);
+    h
+}
+
+/// A container (in a user namespace or not) with `source` bound at
+/// /tmp/idm with `options` and the mount mapping `map`: creates
+/// /tmp/idm/new as its root and prints the owner of every path in `show` as it sees it.
+fn idmap_run(
+    tag: &str,
+    userns: bool,
+    source: &std::path::Path,
+    options: &[&str],
+    map: Option<serde_json::Value>,
+    show: &str,
+) -> String {
+    let script = format!(
+        "touch /tmp/idm/new && for p in {show}; do echo \"$p=$(stat -c %u:%g /tmp/idm/$p)\"; done"
+    );
+    let mut b = bundle(tag, &["sh", "-c", &script]);
+    if userns {
+        with_userns(&mut b);
+    }
+    tmp_tmpfs(&mut b);
+    let mut m = json!({"destination": "/tmp/idm", "type": "bind", "source": path(source),
+        "options": options});
+    if let Some(map) = map {
+        m["uidMappings"] = map.clone();
+        m["gidMappings"] = map;
+    }
+    b.config["mounts"].as_array_mut().unwrap().push(m);
+    b.run_ok()
+}
+
+/// `ozz features` says so, and the idmapping works both ways: a file the
+/// container's root creates lands on disk with the mapped id (1000), and a
+/// host file owned by 1000 is the container root's: with and without a
+/// user namespace, on the host's ext4 and on a tmpfs.
 #[test]
-fn idmapped_mounts_are_refused_as_features_says() {
+fn idmapped_bind_maps_owners_both_ways() {
     let features = ozz(&["features"]);
     let features: serde_json::Value = serde_json::from_slice(&features.stdout).unwrap();
-    let enabled = &features["linux"]["mountExtensions"]["idmap"]["enabled"];
-    if enabled == true {
-        eprintln!("skip: this build supports idmapped mounts");
-        return;
+    assert_eq!(
+        features["linux"]["mountExtensions"]["idmap"]["enabled"],
+        json!(true)
+    );
+    for userns in [false, true] {
+        for tmpfs in [false, true] {
+            let what = format!("userns={userns} tmpfs={tmpfs}");
+            let h = idmap_source("idmap", tmpfs);
+            let map = disk_1000_is_root(root_host_id(userns));
+            let out = idmap_run(
+                "idmap",
+                userns,
+                &h.path,
+                &["bind", "idmap"],
+                Some(map),
+                "hostfile",
+            );
+            assert_eq!(value(&out, "hostfile="), "0:0", "{what}: {out}");
+            assert_eq!(owner(&h.path.join("new")), "1000:1000", "{what}");
+        }
     }
-    let h = HostDir::new("idmap");
-    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    let mut b = bundle("idmap", &["true"]);
-    tmp_tmpfs(&mut b);
-    b.config["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/tmp/idm", "type": "bind", "source": h.path,
-        "options": ["rbind", "idmap"], "uidMappings": map, "gidMappings": map,
-    }));
-    let out = b.create(&[]);
-    assert!(!out.status.success(), "idmapped mount accepted");
-    let err = stderr(&out);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("idmapped mounts are not supported"), "{err}");
-    assert!(!state_root().join(&b.id).exists(), "state dir left");
+}
+
+/// idmap without mappings takes the container's user namespace's: what
+/// the host's root owns is the container root's, and what the container's
+/// root creates is the host root's on disk (not 300000's).
+#[test]
+fn idmap_without_mappings_uses_the_containers_user_namespace() {
+    for tmpfs in [false, true] {
+        let h = idmap_source("idmap-ns", tmpfs);
+        chown(&h.path, 0);
+        chown(&h.path.join("hostfile"), 0);
+        let out = idmap_run(
+            "idmap-ns",
+            true,
+            &h.path,
+            &["rbind", "ridmap"],
+            None,
+            "hostfile",
+        );
+        assert_eq!(value(&out, "hostfile="), "0:0", "tmpfs={tmpfs}: {out}");
+        assert_eq!(owner(&h.path.join("new")), "0:0", "tmpfs={tmpfs}");
+    }
+}
+
+/// ridmap maps a submount of the source too; idmap maps only the top
+/// mount of an rbind, the submount keeps the plain owners.
+#[test]
+fn ridmap_maps_submounts_and_idmap_does_not() {
+    for userns in [false, true] {
+        let mut h = idmap_source("ridmap", false);
+        let sub = h.path.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        h.mount(&["-t", "tmpfs", "tmpfs"], &sub);
+        let f = sub.join("f");
+        std::fs::write(&f, "x").unwrap();
+        chown(&f, DISK_ID);
+        let map = disk_1000_is_root(root_host_id(userns));
+        let out = idmap_run(
+            "ridmap",
+            userns,
+            &h.path,
+            &["rbind", "ridmap"],
+            Some(map.clone()),
+            "hostfile sub/f",
+        );
+        assert_eq!(
+            value(&out, "sub/f="),
+            "0:0",
+            "ridmap userns={userns}: {out}"
+        );
+        // Without the idmapping, 1000 is 1000 on the host's side, and
+        // unmapped (the overflow id) in the user namespace.
+        let plain = if userns { "65534:65534" } else { "1000:1000" };
+        std::fs::remove_file(h.path.join("new")).unwrap();
+        let out = idmap_run(
+            "idmap-rbind",
+            userns,
+            &h.path,
+            &["rbind", "idmap"],
+            Some(map),
+            "hostfile sub/f",
+        );
+        assert_eq!(
+            value(&out, "hostfile="),
+            "0:0",
+            "idmap userns={userns}: {out}"
+        );
+        assert_eq!(value(&out, "sub/f="), plain, "idmap userns={userns}: {out}");
+    }
+}
+
+/// What cannot be honoured is refused in one line naming the mount, and
+/// create leaves nothing behind: maps without the option, only one of the
+/// two maps, idmap on a non-bind mount, idmap without maps outside a user
+/// namespace, and a filesystem the kernel cannot idmap (sysfs).
+#[test]
+fn bad_idmapped_mounts_are_refused_cleanly() {
+    let h = HostDir::new("idmap-bad");
+    let map = disk_1000_is_root(0);
+    let src = path(&h.path);
+    let cases = [
+        (
+            json!({"destination": "/tmp/idm", "type": "bind", "source": src,
+            "options": ["rbind"], "uidMappings": map, "gidMappings": map}),
+            "need the idmap or ridmap option",
+        ),
+        (
+            json!({"destination": "/tmp/idm", "type": "bind", "source": src,
+            "options": ["rbind", "idmap"], "uidMappings": map}),
+            "must be given together",
+        ),
+        (
+            json!({"destination": "/tmp/idm", "type": "tmpfs", "source": "tmpfs",
+            "options": ["idmap"], "uidMappings": map, "gidMappings": map}),
+            "bind mounts only",
+        ),
+        (
+            json!({"destination": "/tmp/idm", "type": "bind", "source": src,
+            "options": ["rbind", "idmap"]}),
+            "needs the container in a user namespace",
+        ),
+        (
+            json!({"destination": "/tmp/idm", "type": "bind", "source": "/sys/kernel",
+            "options": ["bind", "idmap"], "uidMappings": map, "gidMappings": map}),
+            "/sys/kernel cannot be idmapped",
+        ),
+    ];
+    for (m, want) in cases {
+        let mut b = bundle("idmap-bad", &["true"]);
+        tmp_tmpfs(&mut b);
+        b.config["mounts"].as_array_mut().unwrap().push(m);
+        let out = b.create(&[]);
+        assert!(!out.status.success(), "{want}: accepted");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "want {want:?}: {err}");
+        assert!(err.contains("/tmp/idm"), "the mount is not named: {err}");
+        assert!(!state_root().join(&b.id).exists(), "state dir left");
+        assert!(!b.cgroup_dir("pids").exists(), "cgroup left");
+    }
+    let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!left.contains("/tmp/idm"), "a mount was left on the host");
 }
 
 /// A user namespace, pid namespace of its own, a uid/gid map.

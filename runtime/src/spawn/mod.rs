@@ -77,7 +77,7 @@ struct CloneArgs {
 }
 
 /// fork() with namespace flags, through clone3. Returns 0 in the child.
-fn clone3(flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
+pub(crate) fn clone3(flags: CloneFlags, cgroup_fd: Option<RawFd>) -> Result<i32> {
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let args = CloneArgs {
         flags: flags.bits() as u32 as u64 | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
@@ -232,20 +232,31 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     if new_time && !to_save.contains(&LinuxNamespaceType::Time) {
         to_save.push(LinuxNamespaceType::Time);
     }
+    // why: the container's user namespace may not be allowed to reach a
+    // bind source the runtime can (runc and crun open them first too).
+    // Idmapped mounts are prepared here in every case (rootfs.rs), before
+    // the namespaces joined by path: the user namespace lent to them is
+    // made by a short-lived child of ours, which must not be born in the
+    // container's pid or time namespace.
+    if config.kind == ChildKind::Init {
+        let all_binds = config.plan.has(LinuxNamespaceType::User)
+            && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
+        crate::rootfs::open_bind_sources(
+            &config.spec,
+            &config.rootfs,
+            all_binds,
+            config
+                .plan
+                .joined_path(LinuxNamespaceType::User)
+                .map(|p| p.as_path()),
+        );
+    }
     let saved = SavedNamespaces::save(to_save.into_iter())?;
     for (typ, path) in &parent_joins {
         namespaces::join(*typ, path)?;
     }
     if new_time {
         unshare_time(&config.spec)?;
-    }
-    // why: the container's user namespace may not be allowed to reach a
-    // bind source the runtime can (runc and crun open them first too).
-    let open_sources = config.kind == ChildKind::Init
-        && config.plan.has(LinuxNamespaceType::User)
-        && config.plan.joined_path(LinuxNamespaceType::Mount).is_none();
-    if open_sources {
-        crate::rootfs::open_bind_sources(&config.spec, &config.rootfs);
     }
     let pid = match config.plan.joined_path(LinuxNamespaceType::User) {
         Some(user_ns) if config.kind == ChildKind::Init => clone3_in_user_ns(
