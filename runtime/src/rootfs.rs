@@ -915,14 +915,11 @@ fn bind_cgroup_v1(
 
 /// The mount_setattr(2) attributes of these mount flags.
 fn mount_attrs(flags: MsFlags) -> u64 {
-    const NOSUID: u64 = 0x2;
-    const NODEV: u64 = 0x4;
-    const NOEXEC: u64 = 0x8;
     [
-        (MsFlags::MS_RDONLY, crate::mount_api::MOUNT_ATTR_RDONLY),
-        (MsFlags::MS_NOSUID, NOSUID),
-        (MsFlags::MS_NODEV, NODEV),
-        (MsFlags::MS_NOEXEC, NOEXEC),
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
     ]
     .iter()
     .filter(|(flag, _)| flags.contains(*flag))

@@ -213,9 +213,6 @@ fn build(
         cgroup_entry,
     };
     let child = spawn::fork_child(&child_config)?;
-    // Its copy of the config is the child's now: the heap it frees here is
-    // reused below instead of growing ours (peak RSS).
-    drop(child_config);
     crate::trace::mark("child forked");
     undo.child = Some(child.pid);
     let mut state = ContainerState {
