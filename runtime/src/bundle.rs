@@ -15,6 +15,17 @@ pub struct Bundle {
     pub spec: Spec,
 }
 
+impl Bundle {
+    /// Whether the container's process asks for a terminal.
+    pub fn terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+}
+
 pub fn load(dir: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(dir).with_context(|| format!("bundle {}", dir.display()))?;
     let config_path = dir.join("config.json");

@@ -58,6 +58,18 @@ impl Undo {
     }
 }
 
+/// The bundle of a new container (create, restore): loaded and validated,
+/// with beancounter annotations turned into ordinary config fields before
+/// anything exists on the host, so a conflict leaves nothing behind.
+pub fn load_bundle(dir: &Path) -> Result<bundle::Bundle> {
+    let mut bundle = bundle::load(dir)?;
+    crate::trace::mark("bundle loaded and validated");
+    bundle.spec =
+        crate::beancounters::apply_to_spec(bundle.spec, &bundle.rootfs, cgroups::is_v2())?;
+    crate::trace::mark("beancounter annotations");
+    Ok(bundle)
+}
+
 /// `relay_console`: `run` in the foreground owns the terminal itself when
 /// no console socket is given.
 pub fn create(
@@ -67,19 +79,8 @@ pub fn create(
     relay_console: bool,
 ) -> Result<Created> {
     state::validate_id(&args.id)?;
-    let mut bundle = bundle::load(&args.bundle)?;
-    crate::trace::mark("bundle loaded and validated");
-    // Beancounter annotations become ordinary config fields before anything
-    // exists on the host, so a conflict leaves nothing behind.
-    bundle.spec =
-        crate::beancounters::apply_to_spec(bundle.spec, &bundle.rootfs, cgroups::is_v2())?;
-    crate::trace::mark("beancounter annotations");
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let bundle = load_bundle(&args.bundle)?;
+    let terminal = bundle.terminal();
     if terminal && args.console_socket.is_none() && !relay_console {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }

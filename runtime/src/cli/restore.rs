@@ -11,7 +11,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use crate::checkpoint::{self, RestoreRequest};
 use crate::cli::{checkpoint::common, create, delete, GlobalOpts, RestoreArgs};
 use crate::state::{self, ContainerDir, ContainerState, Status};
-use crate::{bundle, cgroups, foreground, hooks};
+use crate::{cgroups, foreground, hooks};
 
 const CRIU_ROOT: &str = "criu-root";
 
@@ -41,16 +41,8 @@ fn restore(
             common.image_path.display()
         );
     }
-    let mut bundle = bundle::load(&args.bundle)?;
-    bundle.spec =
-        crate::beancounters::apply_to_spec(bundle.spec, &bundle.rootfs, cgroups::is_v2())?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal && args.console_socket.is_none() {
+    let bundle = create::load_bundle(&args.bundle)?;
+    if bundle.terminal() && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }
     let console: Option<OwnedFd> = match &args.console_socket {
