@@ -107,11 +107,17 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Scratch space of this test run, under target/ so CI cleans it with the tree.
+/// Scratch space of this test run: under target/ so CI cleans it with the
+/// tree, or under `$OZZ_SPEC_SCRATCH` when set (the checkpoint run in the v2
+/// guest puts it on the guest's tmpfs: CRIU interrupting a process in the
+/// middle of a 9p write can leave it and its readers hung for good).
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = workspace().join(format!("target/spec-tests/run-{}", std::process::id()));
+        let base = std::env::var_os("OZZ_SPEC_SCRATCH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target/spec-tests"));
+        let dir = base.join(format!("run-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     })

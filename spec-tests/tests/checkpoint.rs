@@ -59,9 +59,9 @@ fn counter(tag: &str) -> (Bundle, PathBuf) {
     (b, out)
 }
 
-/// The numbers of a counter log, complete lines only: in the v2 guest the
-/// log is on 9p, where a reader can see the file's new size before the
-/// bytes of the line being appended (they read as NULs, and no newline).
+/// The numbers of a counter log, complete lines only: when the scratch dir
+/// is on 9p (the guest's share of target/), a reader can see the file's new
+/// size before the bytes of the line being appended (NULs, no newline).
 fn numbers(log: &Path) -> Vec<u64> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
