@@ -2,7 +2,7 @@
 //! (`/run/ozz/<id>`), a lock serialising commands on it, and state.json
 //! written atomically so a reader never sees half a file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use nix::fcntl::{Flock, FlockArg};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+use crate::beancounters::view::Carried;
 use crate::errors::RuntimeError;
 
 pub const STATE_FILE: &str = "state.json";
@@ -100,6 +101,9 @@ pub struct StateFile<C> {
     /// The bundle's config as it was at create: delete needs its hooks,
     /// exec its namespaces and process defaults.
     pub config: C,
+    /// Beancounter counters from before a checkpoint (restored containers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub carried_beancounters: BTreeMap<String, Carried>,
 }
 
 /// The little `delete --force` needs to remove a container whose state.json
@@ -334,6 +338,7 @@ pub fn list_all(root: &Path) -> Vec<(Listed, Status)> {
             cgroup_path: rec.cgroup_path.unwrap_or_default(),
             systemd_cgroup: false,
             config: serde::de::IgnoredAny,
+            carried_beancounters: BTreeMap::new(),
         };
         broken.push((listed, status));
     }

@@ -167,6 +167,10 @@ fn criu_log(path: &Path) -> String {
 /// Its stderr (which the restored init inherits in place of the host's
 /// /dev/null it had) is a file kept in the images directory.
 fn restore(b: &Bundle, id: &str, dir: &Path) {
+    restore_with(b, id, dir, &[]);
+}
+
+fn restore_with(b: &Bundle, id: &str, dir: &Path, extra: &[&str]) {
     b.write();
     let err_path = dir.join("restore-stderr");
     let err = std::fs::File::create(&err_path).unwrap();
@@ -174,6 +178,7 @@ fn restore(b: &Bundle, id: &str, dir: &Path) {
         .arg("--root")
         .arg(state_root())
         .args(["restore", "-d", "--bundle", b.dir.to_str().unwrap()])
+        .args(extra)
         .arg("--image-path")
         .arg(dir)
         .arg(id)
@@ -335,6 +340,141 @@ fn pre_dump_then_dump_on_its_parent_restores_unbroken() {
     assert_eq!(parent, Path::new("../pre"));
     let stopped = numbers(&log);
     restore(&b, &b.id, &fin);
+    let nums = wait_past(&log, stopped.len() + 5);
+    assert_unbroken(&nums, 1);
+}
+
+/// Forks until a fork is refused (ash exits at the first refusal); the
+/// short sleeps end by themselves and the init reaps them.
+const FORK_STORM: &str = "sh -c 'while :; do sleep 3 & done' </dev/null >/dev/null 2>&1; true";
+
+/// A counter that forks nothing (its pause is `read -t` on a pipe that
+/// never has data), so refused forks cannot stop it.
+const QUIET_COUNTER: &str = "tail -f /dev/null | { i=0; while :; do i=$((i+1)); \
+    echo $i >> /out/log; read -t 0.05 x; done; }";
+
+/// Waits (bounded) until the container's forks are reaped.
+fn wait_pids_below(b: &Bundle, n: u64) {
+    let dir = if is_cgroup_v2() {
+        b.cgroup_dir("")
+    } else {
+        b.cgroup_dir("pids")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let current: u64 = read_trimmed(&dir.join("pids.current")).parse().unwrap();
+        if current < n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{current} tasks stayed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The numproc row of `ozz beancounters --format json`.
+fn numproc(id: &str) -> serde_json::Value {
+    let out = ozz(&["beancounters", "--format", "json", id]);
+    assert!(out.status.success(), "beancounters: {}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list[0]["beancounters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["resource"] == "numproc")
+        .cloned()
+        .expect("a numproc row")
+}
+
+fn pids_events_max(b: &Bundle) -> u64 {
+    let dir = if is_cgroup_v2() {
+        b.cgroup_dir("")
+    } else {
+        b.cgroup_dir("pids")
+    };
+    keyed(&read_trimmed(&dir.join("pids.events")), "max").expect("max in pids.events")
+}
+
+/// OpenVZ's container came back with its limits and its counters: the
+/// numproc limit set by `update` after create (the bundle still says 12)
+/// and the failcnt of forks refused before the checkpoint are there after
+/// restore, in a new cgroup whose own counter starts at zero; new refusals
+/// add to it.
+#[test]
+fn beancounter_limits_and_failcnt_survive_a_restore() {
+    need_criu!();
+    let (mut b, out) = out_bundle("ck-bc", QUIET_COUNTER);
+    b.config["annotations"] = json!({"org.openvz.beancounter.numproc": "12"});
+    start(&b);
+    let log = out.join("log");
+    wait_past(&log, 5);
+    exec(&b.id, FORK_STORM);
+    wait_pids_below(&b, 5);
+    let refused = pids_events_max(&b);
+    assert!(refused > 0, "no fork was refused under numproc 12");
+    assert_eq!(numproc(&b.id)["failcnt"], json!(refused));
+    let up = ozz(&["update", &b.id, "--beancounter", "numproc=14"]);
+    assert!(up.status.success(), "update: {}", stderr(&up));
+    let maxheld = numproc(&b.id)["maxheld"].clone();
+
+    let img = images("ck-bc-img");
+    checkpoint(&b, &img.path, &[]);
+    let stopped = numbers(&log);
+    restore(&b, &b.id, &img.path);
+    let row = numproc(&b.id);
+    assert_eq!(row["limit"], json!(14), "{row}");
+    assert_eq!(row["failcnt"], json!(refused), "{row}");
+    assert_eq!(pids_events_max(&b), 0, "the restored cgroup is not new");
+    if is_cgroup_v2() {
+        assert_eq!(read_trimmed(&b.cgroup_dir("").join("pids.max")), "14");
+        let (before, now) = (maxheld.as_u64().unwrap(), row["maxheld"].as_u64().unwrap());
+        assert!(
+            now >= before,
+            "maxheld {now} after restore, {before} before"
+        );
+    }
+    exec(&b.id, FORK_STORM);
+    wait_pids_below(&b, 5);
+    let again = pids_events_max(&b);
+    assert!(again > 0, "no fork was refused after restore");
+    assert_eq!(numproc(&b.id)["failcnt"], json!(refused + again));
+    let nums = wait_past(&log, stopped.len() + 3);
+    assert_unbroken(&nums, 1);
+}
+
+/// A TCP stream inside the container over 127.0.0.1: a client sends 1, 2,
+/// 3, … to a server that writes what it receives to /out/log (its stdin
+/// never ends: at EOF busybox's nc would close the connection).
+const TCP_COUNTER: &str = "ip link set lo up; tail -f /dev/null | nc -l -p 5000 > /out/log & \
+    sleep 0.5; \
+    i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5000";
+
+/// An established connection survives with --tcp-established (CRIU's TCP
+/// repair): the server's log goes on from the next number. Without the
+/// flag the checkpoint is refused and the container runs on.
+#[test]
+fn tcp_established_connection_survives_checkpoint_and_restore() {
+    need_criu!();
+    let (mut b, out) = out_bundle("ck-tcp", TCP_COUNTER);
+    b.add_caps(&["CAP_NET_ADMIN"]);
+    start(&b);
+    let log = out.join("log");
+    wait_past(&log, 10);
+    let img = images("ck-tcp-img");
+    let refused = b.cmd("checkpoint", &["--image-path", img.path.to_str().unwrap()]);
+    assert!(
+        !refused.status.success(),
+        "checkpoint of an established connection without --tcp-established"
+    );
+    assert_eq!(b.status(), "running");
+    let counting = wait_past(&log, numbers(&log).len() + 3);
+    assert_unbroken(&counting, 1);
+
+    let img = images("ck-tcp-img2");
+    checkpoint(&b, &img.path, &["--tcp-established"]);
+    let stopped = numbers(&log);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(numbers(&log), stopped, "the stream ran on after checkpoint");
+    restore_with(&b, &b.id, &img.path, &["--tcp-established"]);
     let nums = wait_past(&log, stopped.len() + 5);
     assert_unbroken(&nums, 1);
 }

@@ -3,9 +3,10 @@
 //! the controls that enforce them (or from the annotations, for what no
 //! kernel control holds).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::params::{self, Control, Unit, PAGE, PARAMS, UNLIMITED};
@@ -42,13 +43,34 @@ impl Row {
     }
 }
 
+/// A parameter's counters from before a checkpoint: a restored container
+/// has a new cgroup whose counters start at zero, and shows these on top.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    pub failcnt: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxheld: Option<u64>,
+}
+
+/// The live failcnt plus what was carried over.
+fn with_carried(live: Option<u64>, carried: Option<&Carried>) -> Option<u64> {
+    match (live, carried) {
+        (Some(n), Some(c)) => Some(n + c.failcnt),
+        (None, Some(c)) if c.failcnt > 0 => Some(c.failcnt),
+        (live, _) => live,
+    }
+}
+
 /// The failure counters only: cheap enough for `events` to poll.
-pub fn failcnts(cgroup: &Path) -> Vec<(&'static str, u64)> {
+pub fn failcnts(cgroup: &Path, carried: &BTreeMap<String, Carried>) -> Vec<(&'static str, u64)> {
     let v2 = cgroups::is_v2();
     let files = Files { cgroup, v2 };
     PARAMS
         .iter()
-        .filter_map(|p| Some((p.name, files.failcnt(p.name)?)))
+        .filter_map(|p| {
+            let n = with_carried(files.failcnt(p.name), carried.get(p.name))?;
+            Some((p.name, n))
+        })
         .collect()
 }
 
@@ -78,6 +100,12 @@ pub fn rows(state: &ContainerState) -> Vec<Row> {
                 how,
             };
             files.fill(&mut row, param.unit, stored, &procs, state);
+            if let Some(carried) = state.carried_beancounters.get(param.name) {
+                row.failcnt = with_carried(row.failcnt, Some(carried));
+                if let Some(before) = carried.maxheld {
+                    row.maxheld = Some(row.maxheld.map_or(before, |now| now.max(before)));
+                }
+            }
             // What nobody limited is unlimited, as OpenVZ shows it.
             row.barrier.get_or_insert(UNLIMITED);
             row.limit.get_or_insert(UNLIMITED);

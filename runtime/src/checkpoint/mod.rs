@@ -3,6 +3,7 @@
 //! know (which mounts come from the host, where stdio pipes go) and puts the
 //! restored container in its own cgroup and state.
 
+pub mod carried;
 pub mod swrk;
 
 use std::fs;
@@ -292,9 +293,14 @@ pub fn dump(
         keep_fds: keep,
         join_cgroup: Vec::new(),
     };
+    // Read before the dump: held values need the processes.
+    let record = (!opts_in.pre_dump).then(|| carried::Record::of(state));
     let log = work_path.join(DUMP_LOG);
     swrk::call(&worker, kind, Some(opts), Some(&log), &mut |_, _, _| Ok(()))
         .map_err(|e| explain(binary, e))?;
+    if let Some(record) = record {
+        record.write(image_path)?;
+    }
     Ok(())
 }
 

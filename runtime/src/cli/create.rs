@@ -228,6 +228,7 @@ fn build(
         cgroup_path: cgroup_path.clone(),
         systemd_cgroup: global.systemd_cgroup,
         config: spec,
+        carried_beancounters: Default::default(),
     };
     // why: the child prints "parent did not complete setup" when our end
     // of the channel closes first, which made a second error line; so on

@@ -43,7 +43,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
         return emit(&Event::new("stats", &id, Some(stats(&path))));
     }
     let mut ooms = cgroups::oom_kill_count(&path).unwrap_or(0);
-    let mut failcnts = beancounters::view::failcnts(&path);
+    let mut failcnts = beancounters::view::failcnts(&path, &state.carried_beancounters);
     let mut next_stats = Instant::now() + interval;
     loop {
         let alive = state.init_alive();
@@ -57,7 +57,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
         }
         // A beancounter event for each refusal counter that grew, as
         // OpenVZ's failcnt would have.
-        let now_failcnts = beancounters::view::failcnts(&path);
+        let now_failcnts = beancounters::view::failcnts(&path, &state.carried_beancounters);
         for (resource, count) in &now_failcnts {
             let before = failcnts
                 .iter()

@@ -41,7 +41,12 @@ fn restore(
             common.image_path.display()
         );
     }
-    let bundle = create::load_bundle(&args.bundle)?;
+    let mut bundle = create::load_bundle(&args.bundle)?;
+    // The limits the container had when it was dumped, and its counters.
+    let carried = checkpoint::carried::Record::read(&common.image_path)?;
+    if let Some(record) = &carried {
+        record.apply_limits(&mut bundle.spec, cgroups::is_v2());
+    }
     if bundle.terminal() && args.console_socket.is_none() {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }
@@ -110,6 +115,7 @@ fn restore(
             cgroup_path: cgroup_path.clone(),
             systemd_cgroup: global.systemd_cgroup,
             config: bundle.spec.clone(),
+            carried_beancounters: carried.map(|r| r.counters).unwrap_or_default(),
         };
         let hook_state = state.clone();
         let mut on_namespaces = |pid: i32| -> Result<()> {
