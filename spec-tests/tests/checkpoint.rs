@@ -344,9 +344,11 @@ fn pre_dump_then_dump_on_its_parent_restores_unbroken() {
     assert_unbroken(&nums, 1);
 }
 
-/// Forks until a fork is refused (ash exits at the first refusal); the
-/// short sleeps end by themselves and the init reaps them.
-const FORK_STORM: &str = "sh -c 'while :; do sleep 3 & done' </dev/null >/dev/null 2>&1; true";
+/// Forks until a fork is refused (ash exits at the first refusal), at most
+/// 100 times (no limit: a runtime that ignores numproc); the short sleeps
+/// end by themselves and the init reaps them.
+const FORK_STORM: &str = "sh -c 'i=0; while [ $i -lt 100 ]; do sleep 3 & i=$((i+1)); done' \
+    </dev/null >/dev/null 2>&1; true";
 
 /// A counter that forks nothing (its pause is `read -t` on a pipe that
 /// never has data), so refused forks cannot stop it.
@@ -477,6 +479,82 @@ fn tcp_established_connection_survives_checkpoint_and_restore() {
     restore_with(&b, &b.id, &img.path, &["--tcp-established"]);
     let nums = wait_past(&log, stopped.len() + 5);
     assert_unbroken(&nums, 1);
+}
+
+/// A named network namespace (`ip netns add`), deleted when dropped.
+struct NamedNetns(String);
+
+impl NamedNetns {
+    fn new(tag: &str) -> NamedNetns {
+        let name = unique_id(tag);
+        let ok = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+        };
+        ok(&["netns", "add", &name]);
+        let ns = NamedNetns(name);
+        ok(&["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    /// Whether a TCP connection over its 127.0.0.1 gets through (CRIU's
+    /// lock drops every packet), tried from a process in the namespace.
+    fn loopback_connects(&self) -> bool {
+        const PROBE: &str = "import socket\n\
+            s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+            c = socket.create_connection(s.getsockname(), timeout=2)\n";
+        Command::new("ip")
+            .args(["netns", "exec", &self.0, "python3", "-c", PROBE])
+            .output()
+            .expect("run ip netns exec")
+            .status
+            .success()
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A container in a network namespace joined by path (as a pod's are):
+/// CRIU locks that namespace for the dump and, unless a restore follows in
+/// it, leaves it locked, cutting off everyone else who uses it. Without
+/// --tcp-established there is nothing to keep, and ozz removes the lock;
+/// a restore into the namespace then counts on and leaves it open.
+#[test]
+fn a_joined_network_namespace_is_not_left_locked() {
+    need_criu!();
+    let ns = NamedNetns::new("ck-ns");
+    assert!(ns.loopback_connects(), "no loopback before the test");
+    let (mut b, out) = counter("ck-ns");
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = json!(ns.path());
+        }
+    }
+    start(&b);
+    let log = out.join("log");
+    wait_past(&log, 5);
+    let img = images("ck-ns-img");
+    checkpoint(&b, &img.path, &[]);
+    assert!(
+        ns.loopback_connects(),
+        "the namespace stayed locked after the checkpoint"
+    );
+    let stopped = numbers(&log);
+    restore(&b, &b.id, &img.path);
+    let nums = wait_past(&log, stopped.len() + 3);
+    assert_unbroken(&nums, 1);
+    assert!(
+        ns.loopback_connects(),
+        "the namespace is locked after the restore"
+    );
 }
 
 fn assert_one_line_failure(out: &std::process::Output, what: &str) -> String {

@@ -526,14 +526,72 @@ fn join_files(cgroup_path: &Path) -> Result<Vec<PathBuf>> {
 /// as runc leaves it); a restored TCP
 /// connection on 127.0.0.1 then fails with "Network is unreachable".
 fn loopback_up(pid: i32) -> Result<()> {
+    in_network_namespace(Path::new(&format!("/proc/{pid}/ns/net")), set_lo_up)
+}
+
+/// Runs `f` in the network namespace at `path` (and the processes it
+/// starts), then returns to ours.
+fn in_network_namespace(path: &Path, f: impl FnOnce() -> Result<()>) -> Result<()> {
     use nix::sched::{setns, CloneFlags};
     let own = fs::File::open("/proc/self/ns/net").context("open own network namespace")?;
-    let target = fs::File::open(format!("/proc/{pid}/ns/net"))
-        .with_context(|| format!("open network namespace of {pid}"))?;
-    setns(target.as_fd(), CloneFlags::CLONE_NEWNET).context("enter restored network namespace")?;
-    let result = set_lo_up();
+    let target = fs::File::open(path)
+        .with_context(|| format!("open network namespace {}", path.display()))?;
+    setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("enter network namespace {}", path.display()))?;
+    let result = f();
     setns(own.as_fd(), CloneFlags::CLONE_NEWNET).context("return to own network namespace")?;
     result
+}
+
+/// CRIU's chain that drops every packet of a dumped network namespace but
+/// its own, until a restore in that namespace removes it.
+const CRIU_LOCK_CHAIN: &str = "CRIU";
+
+/// After a final dump, CRIU leaves its lock on the network namespace, so
+/// that the peers of dumped TCP connections see nothing until the restore.
+/// A namespace the container joined by path is shared (a pod, another
+/// container): without `--tcp-established` there is no connection to keep,
+/// and the lock would only cut everyone else off; ozz removes it.
+pub fn unlock_joined_network(spec: &Spec) -> Result<()> {
+    let plan = crate::namespaces::NamespacePlan::from_spec(spec);
+    let Some(path) = plan.joined_path(LinuxNamespaceType::Network) else {
+        return Ok(());
+    };
+    in_network_namespace(path, || {
+        for tool in ["iptables", "ip6tables"] {
+            remove_lock_chain(tool)?;
+        }
+        Ok(())
+    })
+}
+
+/// Deletes the jumps to CRIU's chain (however many times they were added)
+/// and the chain. No such tool: CRIU, which needs it to lock, did not.
+fn remove_lock_chain(tool: &str) -> Result<()> {
+    let run = |args: &[&str]| -> Result<bool> {
+        match std::process::Command::new(tool)
+            .arg("-w")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Ok(status) => Ok(status.success()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("run {tool}")),
+        }
+    };
+    if !run(&["-n", "-L", CRIU_LOCK_CHAIN])? {
+        return Ok(());
+    }
+    for hook in ["INPUT", "OUTPUT"] {
+        while run(&["-D", hook, "-j", CRIU_LOCK_CHAIN])? {}
+    }
+    if !(run(&["-F", CRIU_LOCK_CHAIN])? && run(&["-X", CRIU_LOCK_CHAIN])?) {
+        bail!("{tool}: cannot remove CRIU's lock chain {CRIU_LOCK_CHAIN}");
+    }
+    Ok(())
 }
 
 fn set_lo_up() -> Result<()> {

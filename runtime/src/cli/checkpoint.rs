@@ -25,11 +25,16 @@ pub fn run(global: &GlobalOpts, root: &Path, args: &CheckpointArgs) -> Result<()
     };
     let binary = checkpoint::criu_binary(global.criu.as_deref());
     checkpoint::dump(&binary, &state, &opts).context("checkpoint")?;
+    let unlocked = if opts.leave_running || opts.common.tcp_established {
+        Ok(())
+    } else {
+        checkpoint::unlock_joined_network(&state.config)
+    };
     if !opts.leave_running {
         // The processes are gone with the dump: so is the container.
         delete::destroy(dir, &state)?;
     }
-    Ok(())
+    unlocked.context("checkpoint")
 }
 
 /// The shared CRIU flags, with runc's default image path (./checkpoint).
