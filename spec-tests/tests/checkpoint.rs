@@ -557,6 +557,91 @@ fn a_joined_network_namespace_is_not_left_locked() {
     );
 }
 
+/// Lazy migration: the dump serves the memory from a page server
+/// (`--lazy-pages --page-server`, ready when a byte comes on --status-fd),
+/// CRIU's lazy-pages daemon fetches it, and `restore --lazy-pages` resumes
+/// the tasks before their memory is there (userfaultfd brings each page on
+/// first touch). The copy, under a new ID, counts on from the very next
+/// number; the checkpoint ends once every page went over.
+#[test]
+fn lazy_pages_restore_counts_on_from_the_next_number() {
+    need_criu!();
+    let (b, out) = counter("ck-lazy");
+    start(&b);
+    let log = out.join("log");
+    wait_past(&log, 10);
+    let img = images("ck-lazy-img");
+    let port = (20000 + std::process::id() % 20000).to_string();
+    let status = img.path.join("status");
+    let script = format!(
+        "exec 3>'{}'; exec '{}' --root '{}' checkpoint --lazy-pages \
+         --page-server 127.0.0.1:{port} --status-fd 3 --image-path '{}' '{}'",
+        status.display(),
+        ozz_bin().display(),
+        state_root().display(),
+        img.path.display(),
+        b.id
+    );
+    let mut dump = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&status).map_or(0, |m| m.len()) == 0 {
+        if let Some(exit) = dump.try_wait().unwrap() {
+            let out = dump.wait_with_output().unwrap();
+            panic!(
+                "lazy checkpoint ended ({exit}) before it was ready: {}{}",
+                stderr(&out),
+                criu_log(&img.path.join("dump.log"))
+            );
+        }
+        assert!(Instant::now() < deadline, "lazy checkpoint never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped = numbers(&log);
+    let mut daemon = Command::new("criu")
+        .args(["--no-default-config", "lazy-pages", "--page-server"])
+        .args(["--address", "127.0.0.1", "--port", &port, "-D"])
+        .arg(&img.path)
+        .args(["-o", "lazy-pages.log", "-v4"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The daemon's socket, which restore connects to, in the images dir.
+    let socket = img.path.join("lazy-pages.socket");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "criu lazy-pages never listened{}",
+            criu_log(&img.path.join("lazy-pages.log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (copy, copy_out) = counter("ck-lazy-copy");
+    restore_with(&copy, &copy.id, &img.path, &["--lazy-pages"]);
+    let nums = wait_past(&copy_out.join("log"), 5);
+    assert_unbroken(&nums, stopped.last().unwrap() + 1);
+    let dumped = dump.wait_with_output().unwrap();
+    assert!(
+        dumped.status.success(),
+        "lazy checkpoint: {}{}",
+        stderr(&dumped),
+        criu_log(&img.path.join("dump.log"))
+    );
+    assert!(
+        !state_root().join(&b.id).exists(),
+        "the dumped container is left"
+    );
+    assert!(daemon.wait().unwrap().success(), "criu lazy-pages failed");
+}
+
 fn assert_one_line_failure(out: &std::process::Output, what: &str) -> String {
     assert_eq!(out.status.code(), Some(1), "{what} did not fail");
     let err = stderr(out);
