@@ -60,8 +60,8 @@ test-checkpoint-v2: build
 # through ozz and through runc (hack/e2e-checkpoint), in the v2 guest after
 # hack/criu-guest-setup: CRIU cannot run on this host's kernel. The packages
 # are installed on the host first (the guest's root is the host's,
-# read-only); everything the checks write is on the guest's tmpfs. ~13
-# minutes under TCG with another guest beside it. Exit 77: no guest.
+# read-only); everything the checks write is on the guest's tmpfs. 10-13
+# minutes under TCG (13 with another guest beside it). Exit 77: no guest.
 e2e-checkpoint-v2: build
 	hack/e2e-checkpoint --install-only
 	OZZ_GUEST_TIMEOUT=1500 OZZ_GUEST_RWDIRS="$(GUEST_RWDIRS)" hack/v2-guest hack/criu-guest-setup hack/e2e-checkpoint --ozz $(OZZ); \
