@@ -37,7 +37,7 @@ fn main() {
         // here is left to the command's own call, which reports it.
         let _ = security::exe_seal::reexec_sealed_if_needed();
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(runc_spellings(std::env::args_os().collect())) {
         Ok(cli) => cli,
         // --help is not an error: clap prints it and we exit 0.
         Err(err) if !err.use_stderr() => err.exit(),
@@ -91,26 +91,64 @@ fn main() {
     }
 }
 
-/// Whether the command line names `create`, `run` or `exec`: the first
-/// word that is neither an option nor the value of a global option. Only
-/// a shortcut: those commands seal themselves in any case.
+/// Whether the command line names `create`, `run` or `exec`. Only a
+/// shortcut: those commands seal themselves in any case.
 fn enters_a_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<_> = args.collect();
+    matches!(command_word(&args), Some((_, "create" | "run" | "exec")))
+}
+
+/// The command and its index: the first word that is neither an option nor
+/// the value of a global option.
+fn command_word(args: &[std::ffi::OsString]) -> Option<(usize, &str)> {
     const GLOBALS_WITH_VALUE: [&str; 5] =
         ["--root", "--log", "--log-format", "--rootless", "--criu"];
-    let mut args = args;
-    while let Some(arg) = args.next() {
-        let Some(arg) = arg.to_str() else {
-            return false;
-        };
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].to_str()?;
         if GLOBALS_WITH_VALUE.contains(&arg) {
-            args.next();
-        } else if !arg.starts_with('-') {
-            return matches!(arg, "create" | "run" | "exec");
+            i += 1;
         } else if arg == "--" {
-            return false;
+            return None;
+        } else if !arg.starts_with('-') {
+            return Some((i, arg));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// runc's flag parser also takes a long option after one dash, and a caller
+/// relies on it: containerd's runc shim (go-runc) restores a checkpoint with
+/// `restore ... -no-subreaper`. clap reads that as short flags, so those
+/// spellings are given their second dash (only these, only for their
+/// command, never after `--`).
+const SINGLE_DASH_LONGS: [(&str, &str); 1] = [("restore", "-no-subreaper")];
+
+fn runc_spellings(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = argv.first().cloned() else {
+        return argv;
+    };
+    let rest = &mut argv[1..];
+    let Some((at, command)) = command_word(rest) else {
+        return argv;
+    };
+    let command = command.to_string();
+    for arg in rest[at + 1..].iter_mut() {
+        if arg == "--" {
+            break;
+        }
+        let hit = SINGLE_DASH_LONGS
+            .iter()
+            .any(|(cmd, spelling)| *cmd == command && arg == spelling);
+        if hit {
+            let mut long = std::ffi::OsString::from("-");
+            long.push(&*arg);
+            *arg = long;
         }
     }
-    false
+    argv[0] = first;
+    argv
 }
 
 fn print_version() {
@@ -151,7 +189,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::enters_a_container;
+    use super::{enters_a_container, runc_spellings};
 
     fn words(line: &str) -> impl Iterator<Item = std::ffi::OsString> + '_ {
         line.split_whitespace().map(Into::into)
@@ -170,5 +208,28 @@ mod tests {
         assert!(!enters_a_container(words("state run")));
         assert!(!enters_a_container(words("--criu create delete run")));
         assert!(!enters_a_container(words("-- run")));
+    }
+
+    #[test]
+    fn go_runcs_single_dash_no_subreaper_is_taken() {
+        let argv = |line: &str| -> Vec<std::ffi::OsString> {
+            line.split_whitespace().map(Into::into).collect()
+        };
+        assert_eq!(
+            runc_spellings(argv(
+                "ozz --root /r restore --image-path i -no-subreaper --bundle b c"
+            )),
+            argv("ozz --root /r restore --image-path i --no-subreaper --bundle b c")
+        );
+        // Only for restore, and not after `--`.
+        assert_eq!(
+            runc_spellings(argv("ozz exec c sh -no-subreaper")),
+            argv("ozz exec c sh -no-subreaper")
+        );
+        assert_eq!(
+            runc_spellings(argv("ozz restore -- -no-subreaper")),
+            argv("ozz restore -- -no-subreaper")
+        );
+        assert!(runc_spellings(Vec::new()).is_empty());
     }
 }

@@ -781,6 +781,46 @@ fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
     Ok(())
 }
 
+/// Restore: the mount points of the bundle's bind mounts, made in the
+/// rootfs where missing (a file for a file source, else a directory). CRIU
+/// mounts each bind on its point and fails where there is none, as in a
+/// rootfs new to the checkpoint (`podman container restore --import` gives
+/// one: `/run/.containerenv`, `/etc/hosts` were never made in it). Binds
+/// under a tmpfs of the bundle are skipped: CRIU restores that tmpfs with
+/// what it held, the points included.
+pub fn create_bind_points(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    let tmpfs: Vec<PathBuf> = mounts
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .map(|m| clean_path(m.destination()))
+        .collect();
+    let root = Root::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
+    for m in &mounts {
+        let options = parse_options(m.options().as_deref().unwrap_or(&[]));
+        if !(options.is_bind() || m.typ().as_deref() == Some("bind")) {
+            continue;
+        }
+        let clean = clean_path(m.destination());
+        if tmpfs.iter().any(|t| clean != *t && clean.starts_with(t)) {
+            continue;
+        }
+        let dest = resolve_in_root(&root, m.destination());
+        if root.resolve(&dest).is_ok() {
+            continue;
+        }
+        let source = m.source().clone().unwrap_or_default();
+        let is_file = std::fs::metadata(&source).is_ok_and(|s| !s.is_dir());
+        if is_file {
+            ensure_file(&root, &dest)?;
+        } else {
+            root.mkdir_all(&dest, &perm(0o755))
+                .with_context(|| format!("create mount point {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
     if let Ok(handle) = root.resolve(dest) {
         return Ok(handle);

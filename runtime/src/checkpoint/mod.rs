@@ -429,6 +429,22 @@ pub fn restore(binary: &Path, req: RestoreRequest) -> Result<i32> {
     opts.ext_mnt = external_mounts(req.spec, req.bundle, true);
     let ns_fds = add_joined_namespaces(&mut opts, req.spec, true)?;
     let mut keep: Vec<RawFd> = ns_fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    // Our stdio goes to CRIU as copies above 2: the worker's own 0-2 are
+    // /dev/null, so an inherit_fd naming 0-2 would hand the restored tasks
+    // CRIU's /dev/null instead of the caller's pipes (conmon's, the shim's).
+    let mut stdio_copies: Vec<Option<OwnedFd>> = Vec::new();
+    for fd in 0..3 {
+        stdio_copies.push(stdio_copy(fd));
+    }
+    let inherit_stdio = |opts: &mut Criu_opts, keep: &mut Vec<RawFd>, key: String, fd: usize| {
+        if let Some(Some(copy)) = stdio_copies.get(fd) {
+            let mut inherit = Inherit_fd::new();
+            inherit.set_key(key);
+            inherit.set_fd(copy.as_raw_fd());
+            opts.inherit_fd.push(inherit);
+            keep.push(copy.as_raw_fd());
+        }
+    };
     // Pipes the init had as stdio are replaced by ours (runc's way: podman's
     // conmon hands its pipes to restore as our stdio).
     if let Ok(data) = fs::read(image_path.join(DESCRIPTORS)) {
@@ -436,11 +452,7 @@ pub fn restore(binary: &Path, req: RestoreRequest) -> Result<i32> {
             .with_context(|| format!("parse {}", image_path.join(DESCRIPTORS).display()))?;
         for (fd, link) in links.iter().enumerate().take(3) {
             if link.starts_with("pipe:") {
-                let mut inherit = Inherit_fd::new();
-                inherit.set_key(link.clone());
-                inherit.set_fd(fd as i32);
-                opts.inherit_fd.push(inherit);
-                keep.push(fd as RawFd);
+                inherit_stdio(&mut opts, &mut keep, link.clone(), fd);
             }
         }
     }
@@ -449,11 +461,7 @@ pub fn restore(binary: &Path, req: RestoreRequest) -> Result<i32> {
             .with_context(|| format!("parse {}", image_path.join(EXTERNAL_STDIO).display()))?;
         for (fd, key) in ext {
             if (0..3).contains(&fd) {
-                let mut inherit = Inherit_fd::new();
-                inherit.set_key(key);
-                inherit.set_fd(fd);
-                opts.inherit_fd.push(inherit);
-                keep.push(fd);
+                inherit_stdio(&mut opts, &mut keep, key, fd as usize);
             }
         }
     }
@@ -500,11 +508,20 @@ pub fn restore(binary: &Path, req: RestoreRequest) -> Result<i32> {
     )
     .map_err(|e| explain(binary, e))?;
     drop(ns_fds);
+    drop(stdio_copies);
     let pid = resp.restore.pid();
     if pid <= 0 {
         bail!("criu restore returned no PID");
     }
     Ok(pid)
+}
+
+/// A close-on-exec copy of our stdio FD numbered above 2 (the worker clears
+/// close-on-exec on the FDs it keeps); None where FD is not open.
+fn stdio_copy(fd: RawFd) -> Option<OwnedFd> {
+    let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok()?;
+    // SAFETY: fcntl just made this descriptor and nothing else owns it.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) })
 }
 
 /// The cgroup files a process writes "0" into to join the container's
@@ -642,6 +659,15 @@ mod tests {
             libc::CLONE_NEWNET as u32
         );
         assert!(empty_ns_flags(&["pid".to_string()]).is_err());
+    }
+
+    #[test]
+    fn stdio_goes_to_criu_as_a_copy_above_2() {
+        let copy = stdio_copy(2).expect("stderr is open in tests");
+        assert!(copy.as_raw_fd() > 2);
+        let flags = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        assert!(stdio_copy(-1).is_none());
     }
 
     #[test]
