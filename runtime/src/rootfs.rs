@@ -781,6 +781,44 @@ fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
     Ok(())
 }
 
+/// For restore: CRIU mounts the bind mounts (external to it) on their
+/// destinations in the rootfs, which must exist then. A rootfs copied to
+/// another host, or unpacked anew from its image, lacks the ones `create`
+/// made on the source: make them as `create` does, a file for a file
+/// source, a directory otherwise.
+pub fn make_bind_mount_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
+    let mut root: Option<Root> = None;
+    for m in spec.mounts().clone().unwrap_or_default() {
+        let options = parse_options(&m.options().clone().unwrap_or_default());
+        if m.typ().as_deref() != Some("bind") && !options.is_bind() {
+            continue;
+        }
+        if root.is_none() {
+            root = Some(
+                Root::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?,
+            );
+        }
+        let Some(root) = root.as_ref() else { continue };
+        let dest = resolve_in_root(root, m.destination());
+        if root.resolve(&dest).is_ok() {
+            continue;
+        }
+        let source = m.source().clone().unwrap_or_default();
+        let source = if source.is_absolute() {
+            source
+        } else {
+            bundle.join(source)
+        };
+        if std::fs::metadata(&source).is_ok_and(|s| !s.is_dir()) {
+            ensure_file(root, &dest)?;
+        } else {
+            root.mkdir_all(&dest, &perm(0o755))
+                .with_context(|| format!("create mount point {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
     if let Ok(handle) = root.resolve(dest) {
         return Ok(handle);
