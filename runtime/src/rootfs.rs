@@ -782,13 +782,15 @@ fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
 }
 
 /// Restore: the mount points of the bundle's bind mounts, made in the
-/// rootfs where missing (a file for a file source, else a directory). CRIU
-/// mounts each bind on its point and fails where there is none, as in a
-/// rootfs new to the checkpoint (`podman container restore --import` gives
-/// one: `/run/.containerenv`, `/etc/hosts` were never made in it). Binds
-/// under a tmpfs of the bundle are skipped: CRIU restores that tmpfs with
-/// what it held, the points included.
-pub fn create_bind_points(spec: &Spec, rootfs: &Path) -> Result<()> {
+/// rootfs where missing (a file for a file source, else a directory), as
+/// `create` makes them. CRIU mounts each bind on its point and fails where
+/// there is none, as in a rootfs new to the checkpoint: a bundle copied to
+/// another host before the container ever ran there (a migration), or the
+/// fresh rootfs of `podman container restore --import`, where
+/// `/run/.containerenv` and `/etc/hosts` were never made. Binds under a
+/// tmpfs of the bundle are skipped: CRIU restores that tmpfs with what it
+/// held, the points included.
+pub fn create_bind_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
     let mounts = spec.mounts().clone().unwrap_or_default();
     let tmpfs: Vec<PathBuf> = mounts
         .iter()
@@ -810,8 +812,12 @@ pub fn create_bind_points(spec: &Spec, rootfs: &Path) -> Result<()> {
             continue;
         }
         let source = m.source().clone().unwrap_or_default();
-        let is_file = std::fs::metadata(&source).is_ok_and(|s| !s.is_dir());
-        if is_file {
+        let source = if source.is_absolute() {
+            source
+        } else {
+            bundle.join(source)
+        };
+        if std::fs::metadata(&source).is_ok_and(|s| !s.is_dir()) {
             ensure_file(&root, &dest)?;
         } else {
             root.mkdir_all(&dest, &perm(0o755))

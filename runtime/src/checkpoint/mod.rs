@@ -127,8 +127,15 @@ fn cg_mode(name: Option<&str>) -> Result<Option<Criu_cg_mode>> {
     }))
 }
 
+/// The namespaces CRIU makes empty on restore instead of restoring their
+/// content. The network one always is, as runc does: the runtime does not
+/// manage network devices, addresses, routes or firewall rules (whoever set
+/// up the namespace does), so CRIU neither saves nor replays them. Saving
+/// them costs the final dump an `ip` or `iptables-save` run per table while
+/// the container is frozen (3.4 s of an 8.3 s dump in the TCG guest); lo,
+/// the only device ozz makes, is brought up again at restore.
 fn empty_ns_flags(list: &[String]) -> Result<u32> {
-    let mut flags = 0u32;
+    let mut flags = libc::CLONE_NEWNET as u32;
     for ns in list {
         match ns.as_str() {
             "network" => flags |= libc::CLONE_NEWNET as u32,
@@ -155,10 +162,7 @@ fn base_opts(common: &Common, images: &OwnedFd, work: &OwnedFd, log: &str) -> Re
     opts.set_file_locks(common.file_locks);
     opts.set_auto_dedup(common.auto_dedup);
     opts.set_notify_scripts(true);
-    let empty = empty_ns_flags(&common.empty_ns)?;
-    if empty != 0 {
-        opts.set_empty_ns(empty);
-    }
+    opts.set_empty_ns(empty_ns_flags(&common.empty_ns)?);
     if common.lazy_pages {
         opts.set_lazy_pages(true);
     }
@@ -658,6 +662,8 @@ mod tests {
             empty_ns_flags(&["network".to_string()]).unwrap(),
             libc::CLONE_NEWNET as u32
         );
+        // as runc: the network namespace's configuration is never dumped
+        assert_eq!(empty_ns_flags(&[]).unwrap(), libc::CLONE_NEWNET as u32);
         assert!(empty_ns_flags(&["pid".to_string()]).is_err());
     }
 

@@ -91,7 +91,7 @@ fn restore(
         if !args.no_subreaper && !args.detach {
             nix::sys::prctl::set_child_subreaper(true).context("become subreaper")?;
         }
-        crate::rootfs::create_bind_points(&bundle.spec, &bundle.rootfs)?;
+        crate::rootfs::create_bind_points(&bundle.spec, &bundle.rootfs, &bundle.dir)?;
         // CRIU pivots into the root it is given, which must be a mount point.
         std::fs::create_dir(&criu_root)
             .with_context(|| format!("create {}", criu_root.display()))?;
