@@ -126,9 +126,9 @@ fn command_word(args: &[std::ffi::OsString]) -> Option<(usize, &str)> {
 const SINGLE_DASH_LONGS: [(&str, &str); 1] = [("restore", "-no-subreaper")];
 
 fn runc_spellings(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let Some(first) = argv.first().cloned() else {
+    if argv.is_empty() {
         return argv;
-    };
+    }
     let rest = &mut argv[1..];
     let Some((at, command)) = command_word(rest) else {
         return argv;
@@ -147,7 +147,6 @@ fn runc_spellings(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
             *arg = long;
         }
     }
-    argv[0] = first;
     argv
 }
 
