@@ -23,6 +23,54 @@ fn run_with_host_env(b: &Bundle, vars: &[(&str, &str)]) -> std::process::Output 
     cmd.output().expect("run ozz")
 }
 
+/// The caller's ignored and blocked signals stay out of the container: run
+/// from under nohup (SIGHUP ignored), a shell's background job (SIGINT,
+/// SIGQUIT) and a parent that blocked signals, the init still starts with
+/// every signal at its default and none blocked. (An ignored SIGHUP made a
+/// busybox init's `trap ... HUP` void: docker's `kill -s HUP` was lost.)
+#[test]
+fn the_callers_ignored_and_blocked_signals_do_not_reach_the_container() {
+    use std::os::unix::process::CommandExt;
+    let b = bundle("sig-inherit", &["cat", "/proc/self/status"]);
+    b.write();
+    let mut cmd = Command::new(ozz_bin());
+    cmd.arg("--root")
+        .arg(state_root())
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec only signal() and sigprocmask(), which
+    // are async-signal-safe, on a set of our own.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1] {
+                libc::signal(signal, libc::SIG_IGN);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run ozz");
+    assert!(out.status.success(), "ozz run: {}", stderr(&out));
+    let status = stdout(&out);
+    // The standard signals, 1 to 31: glibc keeps 32 and 33 for itself
+    // (signal() refuses them), and whatever the harness left there runc
+    // leaves too.
+    let standard = |name: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} in {status}"));
+        u64::from_str_radix(hex, 16).unwrap() & 0x7fff_ffff
+    };
+    assert_eq!(standard("SigIgn:"), 0, "ignored in the container");
+    assert_eq!(standard("SigBlk:"), 0, "blocked in the container");
+}
+
 #[test]
 fn args_with_spaces_quotes_and_empty_strings_arrive_intact() {
     let b = bundle(

@@ -32,6 +32,30 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
+/// Every signal at its default and none blocked, as a fresh init has them.
+/// why: an ignored signal stays ignored across execve, and so does the
+/// mask. Rust's runtime ignores SIGPIPE (a writer to a closed pipe must
+/// die); a caller under nohup hands us SIGHUP ignored, a shell's background
+/// job SIGINT and SIGQUIT: a container's `trap ... HUP` was then silently
+/// void (busybox's sh cannot trap a signal ignored at its start), where
+/// runc's container got it.
+fn reset_signals() {
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: signal() with a constant disposition, no handler code;
+        // the ones libc reserves for itself fail with EINVAL, harmlessly.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: sigemptyset fills the set we own; sigprocmask reads it.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
 fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // First of all: drop every descriptor of the parent's we do not need
     // (the state directory lock, the cgroup directory, a log file). We may
@@ -44,11 +68,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    // why: Rust's runtime ignores SIGPIPE, and an ignored signal stays
-    // ignored across execve; the container's programs expect the default
-    // (a writer to a closed pipe dies), as runc and crun give them.
-    // SAFETY: signal() with a constant disposition, no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    reset_signals();
     // (exec: the helper entered the cgroup and the container for us.)
     if config.kind == ChildKind::Init {
         enter_cgroup(config)?;
