@@ -532,12 +532,7 @@ fn mount_one(
                 .unwrap_or(false),
         };
     let existed = root.resolve(dest).is_ok();
-    let target = if source_is_file {
-        ensure_file(root, dest)?
-    } else {
-        root.mkdir_all(dest, &perm(0o755))
-            .with_context(|| format!("create mount point {}", dest.display()))?
-    };
+    let target = mount_point(root, dest, source_is_file)?;
     let target_path = fd_path(&target);
     // The same check on where the destination really is, symlinks resolved.
     if let Ok(real) = std::fs::read_link(&target_path) {
@@ -817,14 +812,24 @@ pub fn create_bind_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<(
         } else {
             bundle.join(source)
         };
-        if std::fs::metadata(&source).is_ok_and(|s| !s.is_dir()) {
-            ensure_file(&root, &dest)?;
-        } else {
-            root.mkdir_all(&dest, &perm(0o755))
-                .with_context(|| format!("create mount point {}", dest.display()))?;
-        }
+        mount_point(
+            &root,
+            &dest,
+            std::fs::metadata(&source).is_ok_and(|s| !s.is_dir()),
+        )?;
     }
     Ok(())
+}
+
+/// The mount point at `dest`, made where missing: a file for a file
+/// bind-mounted, a directory for everything else.
+fn mount_point(root: &Root, dest: &Path, source_is_file: bool) -> Result<pathrs::Handle> {
+    if source_is_file {
+        ensure_file(root, dest)
+    } else {
+        root.mkdir_all(dest, &perm(0o755))
+            .with_context(|| format!("create mount point {}", dest.display()))
+    }
 }
 
 fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {

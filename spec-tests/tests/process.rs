@@ -8,15 +8,22 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 use spec_tests::*;
 
-/// `ozz run` with a chosen environment for ozz itself (to show none of it
-/// leaks into the container).
-fn run_with_host_env(b: &Bundle, vars: &[(&str, &str)]) -> std::process::Output {
+/// `ozz run` of the bundle (written first), for a test to set up how ozz
+/// itself is started.
+fn run_command(b: &Bundle) -> Command {
     b.write();
     let mut cmd = Command::new(ozz_bin());
     cmd.arg("--root")
         .arg(state_root())
         .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
         .stdin(Stdio::null());
+    cmd
+}
+
+/// `ozz run` with a chosen environment for ozz itself (to show none of it
+/// leaks into the container).
+fn run_with_host_env(b: &Bundle, vars: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = run_command(b);
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -32,12 +39,7 @@ fn run_with_host_env(b: &Bundle, vars: &[(&str, &str)]) -> std::process::Output 
 fn the_callers_ignored_and_blocked_signals_do_not_reach_the_container() {
     use std::os::unix::process::CommandExt;
     let b = bundle("sig-inherit", &["cat", "/proc/self/status"]);
-    b.write();
-    let mut cmd = Command::new(ozz_bin());
-    cmd.arg("--root")
-        .arg(state_root())
-        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
-        .stdin(Stdio::null());
+    let mut cmd = run_command(&b);
     // SAFETY: between fork and exec only signal() and sigprocmask(), which
     // are async-signal-safe, on a set of our own.
     unsafe {
@@ -891,12 +893,7 @@ fn callers_cpu_affinity_is_not_inherited() {
         &["grep", "Cpus_allowed_list", "/proc/self/status"],
     );
     b.config["linux"]["resources"]["cpu"] = json!({"cpus": "0-1"});
-    b.write();
-    let mut cmd = Command::new(ozz_bin());
-    cmd.arg("--root")
-        .arg(state_root())
-        .args(["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
-        .stdin(Stdio::null());
+    let mut cmd = run_command(&b);
     use std::os::unix::process::CommandExt;
     // SAFETY: sched_setaffinity on the child itself, between fork and
     // exec; it allocates nothing.
