@@ -314,7 +314,9 @@ fn live(
     let result = (|| -> Result<()> {
         let mut sort = args.sort;
         refresh(root, &mut previous, sort);
-        let mut next = Instant::now();
+        // The first screen soon, with rates over a span long enough to mean
+        // something (the counters tick in milliseconds).
+        let mut next = Instant::now() + interval.min(Duration::from_millis(250));
         loop {
             if Instant::now() >= next {
                 let rows = refresh(root, &mut previous, sort);
