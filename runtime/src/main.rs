@@ -178,6 +178,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Update(args) => cli::update::run(&root, &args).map(|_| 0),
         Command::Events(args) => cli::events::run(&root, &args).map(|_| 0),
         Command::Beancounters(args) => cli::beancounters::run(&root, &args).map(|_| 0),
+        Command::Top(args) => cli::top::run(&root, &args).map(|_| 0),
         Command::Validate(args) => cli::validate::run(&root, &args),
         Command::Split(args) => cli::split::run(&args).map(|_| 0),
         Command::Pid(args) => cli::pid::run(&root, &args).map(|_| 0),

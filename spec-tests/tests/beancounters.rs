@@ -893,3 +893,200 @@ fn numflock_counts_the_locks_the_container_holds() {
     assert_eq!(row["control"], json!("accounted"), "{row}");
     assert_eq!(b.status(), "running", "an accounted limit must not stop it");
 }
+
+// ---- ozz top (vzstat) ----
+
+/// The container's CPU time in nanoseconds, from the kernel's own counter.
+fn cpu_usage_ns(b: &Bundle) -> u64 {
+    if is_cgroup_v2() {
+        keyed_file(&cg_file(b, "cpu", "", "cpu.stat"), "usage_usec") * 1000
+    } else {
+        number(&cg_file(b, "cpuacct", "cpuacct.usage", ""))
+    }
+}
+
+/// `ozz top --once --format json` with a sampling interval, by container ID
+/// (other tests' containers share the state root), and the IDs in the
+/// order top printed them.
+fn top_once(interval: &str, sort: &str) -> (serde_json::Map<String, Value>, Vec<String>) {
+    let out = ozz(&[
+        "top", "--once", "-d", interval, "--sort", sort, "-f", "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let rows = list.as_array().expect("an array");
+    let order = rows
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let by_id = rows
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    (by_id, order)
+}
+
+fn limited(tag: &str, args: &[&str]) -> Bundle {
+    let mut b = bundle(tag, args);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 20});
+    b
+}
+
+#[test]
+fn top_shows_each_containers_cpu_memory_and_numproc_from_the_kernel() {
+    let busy = limited("top-busy", &["sh", "-c", "while :; do :; done"]);
+    let idle = limited("top-idle", &["sleep", "1000"]);
+    busy.create_and_start();
+    idle.create_and_start();
+    let before = (cpu_usage_ns(&busy), cpu_usage_ns(&idle));
+    let pids_before = read_trimmed(&cg_file(&idle, "pids", "pids.current", "pids.current"));
+    let (rows, order) = top_once("1s", "cpu");
+    let after = (cpu_usage_ns(&busy), cpu_usage_ns(&idle));
+    let pids_after = read_trimmed(&cg_file(&idle, "pids", "pids.current", "pids.current"));
+    let (b, i) = (&rows[&busy.id], &rows[&idle.id]);
+    for (row, bundle) in [(b, &busy), (i, &idle)] {
+        assert_eq!(row["pid"], bundle.state()["pid"], "{row}");
+        // Limits cannot move: exactly the bundle's.
+        assert_eq!(row["memory"]["limit"], json!(64 << 20), "{row}");
+        assert_eq!(row["numproc"]["limit"], json!(20), "{row}");
+        let held = row["memory"]["held"].as_u64().unwrap();
+        assert!(held > 0 && held <= 64 << 20, "{row}");
+    }
+    // The CPU time top read lies between the kernel's readings around it.
+    let busy_ns = b["cpu_usage_ns"].as_u64().unwrap();
+    assert!(
+        before.0 <= busy_ns && busy_ns <= after.0,
+        "{before:?} {b} {after:?}"
+    );
+    let idle_ns = i["cpu_usage_ns"].as_u64().unwrap();
+    assert!(
+        before.1 <= idle_ns && idle_ns <= after.1,
+        "{before:?} {i} {after:?}"
+    );
+    // A spinning shell takes most of a CPU; a sleep none (a loaded machine
+    // may give the spinner less, never nothing).
+    assert!(b["cpu_percent"].as_f64().unwrap() > 10.0, "{b}");
+    assert!(i["cpu_percent"].as_f64().unwrap() < 5.0, "{i}");
+    let position = |id: &str| order.iter().position(|o| o == id).unwrap();
+    assert!(
+        position(&busy.id) < position(&idle.id),
+        "sorted by CPU: {order:?}"
+    );
+    if pids_before == pids_after {
+        assert_eq!(
+            i["numproc"]["held"],
+            json!(pids_before.parse::<u64>().unwrap()),
+            "{i}"
+        );
+    }
+}
+
+#[test]
+fn top_marks_the_beancounters_whose_failcnt_grew() {
+    // Refusals within any sampling interval: five sleeps and the shell
+    // hold 6 of 8; each subshell takes the 7th, forks the 8th and is
+    // refused the next. The shell itself is never refused (ash ends on a
+    // refused fork), so the refusals never stop.
+    let mut b = bundle(
+        "top-fail",
+        &[
+            "sh",
+            "-c",
+            "exec 2>/dev/null; for i in 1 2 3 4 5; do sleep 1000 & done; \
+             while :; do ( sleep 0 & sleep 0 & sleep 0 ); done",
+        ],
+    );
+    annotate(&mut b, &[("org.openvz.beancounter.numproc", "8")]);
+    b.create_and_start();
+    let events = cg_file(&b, "pids", "pids.events", "pids.events");
+    let failed_before = keyed_file(&events, "max");
+    let (rows, _) = top_once("1s", "fail");
+    let failed_after = keyed_file(&events, "max");
+    let row = &rows[&b.id];
+    let failcnt = row["failcnt"]["numproc"].as_u64().unwrap();
+    assert!(
+        failed_before <= failcnt && failcnt <= failed_after,
+        "{failed_before} {row} {failed_after}"
+    );
+    assert!(
+        row["failcnt_delta"]["numproc"].as_u64().unwrap_or(0) >= 1,
+        "{row}"
+    );
+    // The table marks the row and names the counter that grew.
+    let out = ozz(&["top", "--once", "-d", "1s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&b.id))
+        .unwrap_or_else(|| panic!("no row for {}: {text}", b.id));
+    assert!(line.contains("numproc+") && line.ends_with(" *"), "{line}");
+}
+
+#[test]
+fn top_live_screen_refreshes_sorts_by_key_and_quits_on_q() {
+    let b = limited("top-live", &["sleep", "1000"]);
+    b.create_and_start();
+    // A terminal for top: util-linux's script runs it on a pty.
+    let command = format!(
+        "{} --root {} top -d 200ms",
+        ozz_bin().display(),
+        state_root().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut keys = child.stdin.take().unwrap();
+    use std::io::Write;
+    std::thread::sleep(Duration::from_millis(1500));
+    keys.write_all(b"m").unwrap();
+    keys.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    keys.write_all(b"q").unwrap();
+    keys.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("top did not quit on q");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut screen = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut screen)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {screen}");
+    assert!(screen.contains(&b.id), "{screen}");
+    assert!(screen.contains("sorted by cpu"), "{screen}");
+    assert!(screen.contains("sorted by mem"), "the m key: {screen}");
+    // The terminal is given back: the alternate screen left, the cursor shown.
+    assert!(screen.ends_with("\x1b[?25h\x1b[?1049l"), "{screen:?}");
+}
+
+#[test]
+fn top_refuses_a_bad_interval_in_one_line() {
+    for interval in ["0s", "soon"] {
+        let out = ozz(&["top", "--once", "-d", interval]);
+        assert!(!out.status.success(), "{interval}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("interval") || err.contains("duration"),
+            "{err}"
+        );
+    }
+}

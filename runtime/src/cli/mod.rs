@@ -23,6 +23,7 @@ pub mod spec;
 pub mod split;
 pub mod start;
 pub mod state;
+pub mod top;
 pub mod update;
 pub mod validate;
 
@@ -117,6 +118,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Show held, maxheld, barrier, limit and failcnt of every beancounter
     Beancounters(BeancountersArgs),
+    /// Watch every container's CPU, memory, numproc, I/O and failcnt growth (vzstat)
+    Top(TopArgs),
     /// Check a bundle's limits for consistency (OpenVZ's vzcfgvalidate)
     Validate(ValidateArgs),
     /// Print the limits that divide this host into N equal containers (vzsplit)
@@ -217,6 +220,44 @@ pub struct BeancountersArgs {
     pub ids: Vec<String>,
     #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Time between refreshes (Go duration: 2s, 500ms)
+    #[arg(short = 'd', long, default_value = "2s")]
+    pub interval: String,
+    /// Take two readings one interval apart, print once and exit
+    #[arg(long)]
+    pub once: bool,
+    /// The column to sort by, largest first
+    #[arg(short = 's', long, value_enum, default_value_t = TopSort::Cpu)]
+    pub sort: TopSort,
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopSort {
+    Cpu,
+    Mem,
+    Numproc,
+    Io,
+    Fail,
+    Id,
+}
+
+impl TopSort {
+    pub fn name(self) -> &'static str {
+        match self {
+            TopSort::Cpu => "cpu",
+            TopSort::Mem => "mem",
+            TopSort::Numproc => "numproc",
+            TopSort::Io => "io",
+            TopSort::Fail => "fail",
+            TopSort::Id => "id",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
