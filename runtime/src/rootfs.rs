@@ -309,6 +309,10 @@ pub fn open_bind_sources(
         // (A request refused here is refused again, with its words, by
         // mount_one in the child.)
         if let Ok(Some(request)) = crate::idmap::request(m, bind, in_user_ns) {
+            if let Err(e) = crate::idmap::check_privileged() {
+                failures.push((index, format!("{e:#}")));
+                continue;
+            }
             let source = m.source().clone().unwrap_or_default();
             let known = user_namespaces.iter().position(|(k, _)| *k == request.maps);
             let at = match known {

@@ -56,7 +56,7 @@ pub struct GlobalOpts {
     /// Treat cgroupsPath as "slice:prefix:name" for systemd
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility: true, false or auto
+    /// Rootless cgroups: true, false or auto (rootless when not root, or root of a user namespace)
     #[arg(long = "rootless", id = "global_rootless")]
     pub rootless: Option<String>,
     /// Path to the criu binary for checkpoint and restore (default: criu on PATH)
