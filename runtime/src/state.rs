@@ -205,7 +205,15 @@ impl ContainerDir {
         let path = root.join(id);
         let lock = match lock_dir(&path) {
             Ok(lock) => lock,
-            Err(_) if !path.exists() => return Err(RuntimeError::NotExist(id.to_string()).into()),
+            // why: only a directory that is truly missing is "does not
+            // exist"; another user's root (EACCES) must say so, or `delete
+            // --force` would report success for a container it never saw.
+            Err(_)
+                if fs::symlink_metadata(&path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return Err(RuntimeError::NotExist(id.to_string()).into())
+            }
             Err(e) => return Err(e),
         };
         Ok(ContainerDir { path, _lock: lock })
