@@ -909,9 +909,51 @@ fn delegated_cgroup_v2_takes_limits() {
     let pid = b.state(&user)["pid"].as_i64().unwrap();
     let procs = read_trimmed(&cg.join("cgroup.procs"));
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    // A cgroup of its own: the freezer and update work for the user.
+    let out = delegated.run(&user, &["pause", &b.id]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    assert_eq!(b.state(&user)["status"], "paused");
+    assert_eq!(read_trimmed(&cg.join("cgroup.freeze")), "1");
+    let out = delegated.run(&user, &["resume", &b.id]);
+    assert!(out.status.success(), "resume: {}", stderr(&out));
+    assert_eq!(b.state(&user)["status"], "running");
+    let out = delegated.run(&user, &["update", "--pids-limit", "40", &b.id]);
+    assert!(out.status.success(), "update: {}", stderr(&out));
+    assert_eq!(read_trimmed(&cg.join("pids.max")), "40");
     let out = delegated.run(&user, &["delete", "--force", &b.id]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
     assert!(!cg.exists(), "the container's cgroup outlived delete");
     drop(user);
     drop(delegated);
+}
+
+/// `--rootless false`: cgroups are not done the rootless way, so the
+/// cgroup the user may not make fails create (runc alike); a value that is
+/// neither true, false nor auto is refused. Nothing is left either way.
+#[test]
+fn rootless_flag_false_and_bad_values() {
+    let user = TestUser::new("flag", false);
+    let b = user.bundle("rl-flag", &["true"]);
+    b.write();
+    let bundle = b.dir.to_str().unwrap();
+    let out = user.run(&["--rootless", "false", "run", "--bundle", bundle, &b.id]);
+    assert!(
+        !out.status.success(),
+        "--rootless false ran without a cgroup"
+    );
+    assert!(
+        stderr(&out).contains("ermission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_state(&user, &b.id);
+    let out = user.run(&["--rootless", "maybe", "run", "--bundle", bundle, &b.id]);
+    assert!(!out.status.success(), "--rootless maybe accepted");
+    if is_ozz() {
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("--rootless"), "{}", stderr(&out));
+    }
+    assert_no_state(&user, &b.id);
+    let out = user.run(&["--rootless", "true", "run", "--bundle", bundle, &b.id]);
+    assert!(out.status.success(), "--rootless true: {}", stderr(&out));
 }
