@@ -538,12 +538,14 @@ fn pause_without_a_cgroup_is_refused() {
     assert!(user.run(&["start", &b.id]).status.success());
     let out = user.run(&["pause", &b.id]);
     assert!(!out.status.success(), "pause succeeded without a cgroup");
+    // (runc 1.1.5 says so on v1; on v2 `freezer not supported: openat2
+    // …/cgroup.freeze: no such file or directory`.)
     let err = stderr(&out);
-    assert!(
-        err.contains("cgroups not configured for container"),
-        "{err}"
-    );
     if is_ozz() {
+        assert!(
+            err.contains("cgroups not configured for container"),
+            "{err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
     assert_eq!(b.state(&user)["status"], "running");
@@ -836,6 +838,27 @@ impl Delegated {
             .output()
             .expect("run sh")
     }
+
+    /// As [`run`] for `create`: stdout to /dev/null, stderr to a file (the
+    /// container keeps what it inherits open).
+    fn create(&self, user: &TestUser, args: &[&str]) -> Output {
+        let leaf = self.dir.join("client/cgroup.procs");
+        let log = user.base.join(format!("stderr-{}", unique_id("d")));
+        let file = std::fs::File::create(&log).unwrap();
+        let status = user
+            .command_from(&user.base, args, Some(&leaf))
+            .stdout(Stdio::null())
+            .stderr(file)
+            .status()
+            .expect("run sh");
+        let stderr = std::fs::read(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        }
+    }
 }
 
 impl Drop for Delegated {
@@ -885,30 +908,17 @@ fn delegated_cgroup_v2_takes_limits() {
     b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
     b.write();
     let bundle = b.dir.to_str().unwrap().to_string();
-    let log = user.base.join("create-stderr");
-    let out = delegated.run(
-        &user,
-        &[
-            "--log",
-            log.to_str().unwrap(),
-            "create",
-            "--bundle",
-            &bundle,
-            &b.id,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "create: {}{}",
-        stderr(&out),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    let out = delegated.create(&user, &["create", "--bundle", &bundle, &b.id]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
     let cg = delegated.dir.join(&b.id);
     assert_eq!(read_trimmed(&cg.join("memory.max")), "67108864");
     assert_eq!(read_trimmed(&cg.join("pids.max")), "50");
     let pid = b.state(&user)["pid"].as_i64().unwrap();
     let procs = read_trimmed(&cg.join("cgroup.procs"));
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    let out = delegated.run(&user, &["start", &b.id]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    b.wait_status(&user, "running");
     // A cgroup of its own: the freezer and update work for the user.
     let out = delegated.run(&user, &["pause", &b.id]);
     assert!(out.status.success(), "pause: {}", stderr(&out));
