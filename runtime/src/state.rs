@@ -25,11 +25,16 @@ pub const RECOVERY_FILE: &str = "recovery.json";
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `--root`, else /run/ozz for root and $XDG_RUNTIME_DIR/ozz for others.
+/// As runc: root of a user namespace (rootless podman runs the runtime
+/// so) counts as "others", unless $USER says root.
 pub fn root_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(root) = flag {
         return root.to_path_buf();
     }
-    if nix::unistd::geteuid().is_root() {
+    let real_root = nix::unistd::geteuid().is_root()
+        && (!crate::rootless::in_user_namespace()
+            || std::env::var_os("USER").is_some_and(|u| u == "root"));
+    if real_root {
         return PathBuf::from("/run/ozz");
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {

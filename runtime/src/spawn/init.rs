@@ -397,6 +397,7 @@ fn init_namespaces_and_rootfs(
             rootfs: &config.rootfs,
             cgroup_path: &config.cgroup_path,
             in_user_ns: plan.has(LinuxNamespaceType::User),
+            runtime_in_user_ns: crate::rootless::in_user_namespace(),
             new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
             // The parent sets the cgroup's limits while we mount.
             await_limits: &|| match channel.recv()? {
