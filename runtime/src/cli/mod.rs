@@ -41,7 +41,7 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
-    /// Root directory for container state (default /run/ozz, or $XDG_RUNTIME_DIR/ozz when not root)
+    /// Root directory for container state (default /run/ozz, or $XDG_RUNTIME_DIR/ozz when not root, or root of a user namespace)
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Log file (errors and debug messages go there as well as to stderr)
