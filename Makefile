@@ -9,7 +9,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec faults test-v2 test-checkpoint-v2 e2e-checkpoint-v2 lint demo bench bench-v2 migrate-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-cri e2e-cri-v2 e2e-docker e2e-docker-v2
+.PHONY: all build deps test unit spec faults e2e-podman-rootless test-v2 test-checkpoint-v2 e2e-checkpoint-v2 lint demo bench bench-v2 migrate-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-cri e2e-cri-v2 e2e-docker e2e-docker-v2
 
 all: build
 
@@ -24,7 +24,7 @@ deps:
 # containerd (runc shim and CRI) and docker end to end, and the cgroup v2
 # suites in a qemu guest: the conformance suites that touch cgroups,
 # checkpoint, and the podman, containerd, CRI and docker end-to-end checks.
-test: deps build lint unit spec faults e2e-podman e2e-containerd e2e-cri e2e-docker test-v2 test-checkpoint-v2 e2e-checkpoint-v2 e2e-podman-v2 e2e-containerd-v2 e2e-cri-v2 e2e-docker-v2
+test: deps build lint unit spec faults e2e-podman e2e-podman-rootless e2e-containerd e2e-cri e2e-docker test-v2 test-checkpoint-v2 e2e-checkpoint-v2 e2e-podman-v2 e2e-containerd-v2 e2e-cri-v2 e2e-docker-v2
 
 unit:
 	$(CARGO) test -p ozz
@@ -72,6 +72,11 @@ e2e-checkpoint-v2: build
 # runc; part of `make test`. See docs/podman.md.
 e2e-podman: build
 	hack/e2e-podman --ozz $(OZZ)
+
+# Rootless podman (a user made for the run, with a subuid range) on ozz and
+# on runc: run, exec, ps, stop, rm, --userns keep-id (~20 s).
+e2e-podman-rootless: build
+	hack/e2e-podman-rootless --ozz $(OZZ)
 
 # The guest's /tmp is a fresh tmpfs: the checkout (wherever it is) is shared
 # read-write at its own path, so its scripts and binary are there.

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcgroups::common::{
-    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, CgroupSetup,
-    ControllerOpt, FreezerState,
+    create_cgroup_manager, AnyCgroupManager, AnyManagerError, CgroupConfig, CgroupManager,
+    CgroupSetup, ControllerOpt, FreezerState,
 };
+use libcgroups::v2::manager::V2ManagerError;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, LinuxWeightDevice, Spec};
 
@@ -113,6 +114,30 @@ pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
 }
 
 pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
+    apply_with(manager, resources, path, false)
+}
+
+/// A rootless container's cgroup (a subtree delegated to the user): its
+/// limits without the device rules, which need CAP_SYS_ADMIN on the host
+/// (a BPF program on v2, devices.deny on v1). runc ignores them there too:
+/// in a user namespace device nodes are bind mounts of the host's, whose
+/// own permissions hold.
+pub fn apply_rootless(
+    manager: &AnyCgroupManager,
+    resources: &LinuxResources,
+    path: &Path,
+) -> Result<()> {
+    let mut resources = resources.clone();
+    resources.set_devices(None);
+    apply_with(manager, &resources, path, true)
+}
+
+fn apply_with(
+    manager: &AnyCgroupManager,
+    resources: &LinuxResources,
+    path: &Path,
+    rootless: bool,
+) -> Result<()> {
     check_memory_usage(resources, path)?;
     let dir = controller_dir("", path);
     // why: libcgroups converts a blockIO weight for v2's io.weight in u16
@@ -153,9 +178,24 @@ pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path
         oom_score_adj: None,
         freezer_state: None,
     };
-    manager
-        .apply(&opts)
-        .map_err(|e| anyhow!("apply resources to cgroup {}: {e}", path.display()))?;
+    match manager.apply(&opts) {
+        Ok(()) => {}
+        // why: libcgroups always loads a v2 device program (the default
+        // rules at least), after the controllers and before `unified`:
+        // refused to a rootless caller, it is skipped and `unified` written
+        // here.
+        Err(AnyManagerError::V2(V2ManagerError::DevicesController(e))) if rootless => {
+            crate::log::debug(&format!(
+                "rootless: device rules not applied to cgroup {}: {e}",
+                path.display()
+            ));
+            for (file, value) in resources.unified().iter().flatten() {
+                std::fs::write(dir.join(file), value)
+                    .with_context(|| format!("write {file} of cgroup {}", path.display()))?;
+            }
+        }
+        Err(e) => bail!("apply resources to cgroup {}: {e}", path.display()),
+    }
     if let Some(weight) = io_weight {
         std::fs::write(dir.join("io.weight"), weight.to_string())
             .with_context(|| format!("write io.weight of cgroup {}", path.display()))?;

@@ -67,6 +67,18 @@ pub fn request(m: &Mount, is_bind: bool, in_user_ns: bool) -> Result<Option<Requ
     }))
 }
 
+/// Idmapping a mount of the host's filesystems takes CAP_SYS_ADMIN in the
+/// host's user namespace (the one owning the source's superblock), and the
+/// detached copy of the source CAP_SYS_ADMIN over the host's mount
+/// namespace: a rootless ozz has neither, so it says so in one line
+/// instead of the first EPERM (runc refuses them for a rootless container).
+pub fn check_privileged() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("idmapped mounts are not supported for a rootless container: the kernel lets only the host's root idmap a mount of the host's filesystems");
+    }
+    Ok(())
+}
+
 /// A user namespace with these maps, only to lend its mapping to mounts: a
 /// child cloned into a new user namespace waits while we write its maps and
 /// open /proc/PID/ns/user, then is killed and reaped. The namespace lives

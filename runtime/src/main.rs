@@ -16,6 +16,7 @@ mod mount_api;
 mod namespaces;
 mod process;
 mod rootfs;
+mod rootless;
 mod security;
 mod spawn;
 mod state;

@@ -309,6 +309,10 @@ pub fn open_bind_sources(
         // (A request refused here is refused again, with its words, by
         // mount_one in the child.)
         if let Ok(Some(request)) = crate::idmap::request(m, bind, in_user_ns) {
+            if let Err(e) = crate::idmap::check_privileged() {
+                failures.push((index, format!("{e:#}")));
+                continue;
+            }
             let source = m.source().clone().unwrap_or_default();
             let known = user_namespaces.iter().position(|(k, _)| *k == request.maps);
             let at = match known {
@@ -415,6 +419,10 @@ pub struct MountContext<'a> {
     pub rootfs: &'a Path,
     pub cgroup_path: &'a Path,
     pub in_user_ns: bool,
+    /// The runtime itself runs in a user namespace (rootless podman runs
+    /// it so): as in a container's own, mknod is refused and the flags of
+    /// mounts from the host are locked.
+    pub runtime_in_user_ns: bool,
     pub new_cgroup_ns: bool,
     /// Returns once the container's cgroup limits are set: no device node
     /// may be made before the device rules are complete.
@@ -459,7 +467,7 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
                 || parse_options(m.options().as_deref().unwrap_or(&[])).is_bind())
     });
     if !dev_is_bind {
-        create_default_devices(&root, ctx.in_user_ns)?;
+        create_default_devices(&root, ctx.in_user_ns || ctx.runtime_in_user_ns)?;
         create_dev_symlinks(&root)?;
     }
     crate::trace::mark("child: default devices");
@@ -469,7 +477,7 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
         .and_then(|l| l.devices().clone())
         .unwrap_or_default()
     {
-        create_device(&root, &device, ctx.in_user_ns)
+        create_device(&root, &device, ctx.in_user_ns || ctx.runtime_in_user_ns)
             .with_context(|| format!("create device {}", device.path().display()))?;
     }
     Ok(())
@@ -566,9 +574,10 @@ fn mount_one(
         // source does not make the container's mount so); inside one the
         // kernel locks them, and the remount must repeat them.
         let inherited = locked_flags(&target_path) & CLEARABLE;
-        let clear_inherited = !ctx.in_user_ns && !(inherited - extra).is_empty();
+        let locked = ctx.in_user_ns || ctx.runtime_in_user_ns;
+        let clear_inherited = !locked && !(inherited - extra).is_empty();
         if !extra.is_empty() || clear_inherited {
-            let keep = if ctx.in_user_ns {
+            let keep = if locked {
                 locked_flags(&target_path)
             } else {
                 locked_flags(&target_path) - CLEARABLE

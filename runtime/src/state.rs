@@ -25,11 +25,16 @@ pub const RECOVERY_FILE: &str = "recovery.json";
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `--root`, else /run/ozz for root and $XDG_RUNTIME_DIR/ozz for others.
+/// As runc: root of a user namespace (rootless podman runs the runtime
+/// so) counts as "others", unless $USER says root.
 pub fn root_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(root) = flag {
         return root.to_path_buf();
     }
-    if nix::unistd::geteuid().is_root() {
+    let real_root = nix::unistd::geteuid().is_root()
+        && (!crate::rootless::in_user_namespace()
+            || std::env::var_os("USER").is_some_and(|u| u == "root"));
+    if real_root {
         return PathBuf::from("/run/ozz");
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
@@ -104,6 +109,34 @@ pub struct StateFile<C> {
     /// Beancounter counters from before a checkpoint (restored containers).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub carried_beancounters: BTreeMap<String, Carried>,
+    /// Created with rootless cgroups (see rootless.rs): a cgroup it has
+    /// is a subtree delegated to the user and takes no device rules.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rootless: bool,
+    /// A rootless container that runs without a cgroup (the user may make
+    /// none where `cgroup_path` says): nothing of cgroup_path exists.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_cgroup: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+impl ContainerState {
+    /// Host PIDs of the container's processes: its cgroup's, or for a
+    /// rootless container without one, those of its init's pid namespace.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        if !self.no_cgroup {
+            return crate::cgroups::pids(&self.cgroup_path);
+        }
+        if !self.init_alive() {
+            return Ok(Vec::new());
+        }
+        let own_pid_ns = crate::namespaces::NamespacePlan::from_spec(&self.config)
+            .creates(oci_spec::runtime::LinuxNamespaceType::Pid);
+        Ok(crate::rootless::pids_without_cgroup(self.pid, own_pid_ns))
+    }
 }
 
 /// The little `delete --force` needs to remove a container whose state.json
@@ -145,8 +178,7 @@ impl ContainerDir {
     /// Creates the directory of a new container; fails if the ID is taken.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        fs::create_dir_all(root)
-            .with_context(|| format!("create state root {}", root.display()))?;
+        create_root(root)?;
         let path = root.join(id);
         match fs::create_dir(&path) {
             Ok(()) => {}
@@ -178,7 +210,15 @@ impl ContainerDir {
         let path = root.join(id);
         let lock = match lock_dir(&path) {
             Ok(lock) => lock,
-            Err(_) if !path.exists() => return Err(RuntimeError::NotExist(id.to_string()).into()),
+            // why: only a directory that is truly missing is "does not
+            // exist"; another user's root (EACCES) must say so, or `delete
+            // --force` would report success for a container it never saw.
+            Err(_)
+                if fs::symlink_metadata(&path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return Err(RuntimeError::NotExist(id.to_string()).into())
+            }
             Err(e) => return Err(e),
         };
         Ok(ContainerDir { path, _lock: lock })
@@ -213,6 +253,28 @@ impl ContainerDir {
         fs::remove_dir_all(&self.path)
             .with_context(|| format!("remove state dir {}", self.path.display()))
     }
+}
+
+/// The state root, made 0700 when it does not exist yet (as runc does):
+/// a rootless user's containers are then out of other users' reach, who
+/// can neither list, signal nor delete them.
+fn create_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if root.is_dir() {
+        return Ok(());
+    }
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("create state root {}", root.display())),
+    }
+    // The mode is exact, whatever the caller's umask.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod state root {}", root.display()))
 }
 
 /// why: a blocking flock waits forever on a holder that never lets go;
@@ -299,10 +361,18 @@ pub fn cgroup_user(root: &Path, cgroup_path: &Path, except_id: &str) -> Option<S
 /// can remove; those rows carry the ID, the init's pid from the recovery
 /// file and little else. One pass, no lock: a container made or removed
 /// meanwhile is shown or not, as with runc.
-pub fn list_all(root: &Path) -> Vec<(Listed, Status)> {
+///
+/// A root that cannot be read (another user's) is an error, as in runc:
+/// an empty list would say that user has no containers.
+pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
     let mut all = Vec::new();
     let mut broken = Vec::new();
-    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => Some(entries),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("open {}", root.display())),
+    };
+    for entry in entries.into_iter().flatten().flatten() {
         let dir = entry.path();
         let parsed = fs::read(dir.join(STATE_FILE))
             .ok()
@@ -339,12 +409,14 @@ pub fn list_all(root: &Path) -> Vec<(Listed, Status)> {
             systemd_cgroup: false,
             config: serde::de::IgnoredAny,
             carried_beancounters: BTreeMap::new(),
+            rootless: false,
+            no_cgroup: false,
         };
         broken.push((listed, status));
     }
     all.sort_by(|a, b| a.0.created.cmp(&b.0.created));
     all.extend(broken);
-    all
+    Ok(all)
 }
 
 /// Every container under the root that is not stopped, oldest first.
@@ -415,6 +487,17 @@ impl<C> StateFile<C> {
 
     pub fn status(&self, dir: &Path) -> Status {
         status_of(self.pid, self.pid_start_time, &self.cgroup_path, dir)
+    }
+
+    /// Refuses what needs the container's cgroup when it has none.
+    pub fn require_cgroup(&self, what: &str) -> Result<()> {
+        if self.no_cgroup {
+            bail!(
+                "{what}: container {} runs without a cgroup (rootless, nothing delegated): cgroups not configured for container",
+                self.id
+            );
+        }
+        Ok(())
     }
 
     /// The OCI state object, with runc's extra fields (rootfs, created, owner).

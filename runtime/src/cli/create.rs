@@ -127,6 +127,8 @@ fn build(
     let spec = bundle.spec;
     let plan = NamespacePlan::from_spec(&spec);
     let cgroup_path = cgroups::container_path(&spec, &args.id, global.systemd_cgroup)?;
+    let rootless =
+        crate::rootless::cgroups_rootless(global.rootless.as_deref(), global.systemd_cgroup)?;
 
     // The console socket: connect to the caller's, or make our own pair.
     let (console_for_child, console_keep) =
@@ -192,9 +194,23 @@ fn build(
     };
     dir.save_recovery(&recovery)?;
     crate::trace::mark("recovery file");
-    let cgroup_entry = spawn::cgroup_join::prepare(&cgroup_path)?;
+    let (cgroup_entry, no_cgroup) = match spawn::cgroup_join::prepare(&cgroup_path) {
+        Ok(entry) => (entry, false),
+        Err(err) if rootless && crate::rootless::is_permission_error(&err) => {
+            go_without_cgroup(&spec, err)?;
+            for made in undo.cgroup_made.drain(..) {
+                let _ = std::fs::remove_dir(made);
+            }
+            recovery.cgroup_path = None;
+            dir.save_recovery(&recovery)?;
+            (Default::default(), true)
+        }
+        Err(err) => return Err(err),
+    };
     crate::trace::mark("cgroup dirs created");
-    cgroups::check_not_frozen(&cgroup_path)?;
+    if !no_cgroup {
+        cgroups::check_not_frozen(&cgroup_path)?;
+    }
     let child_config = ChildConfig {
         kind: ChildKind::Init,
         spec: spec.clone(),
@@ -229,6 +245,8 @@ fn build(
         systemd_cgroup: global.systemd_cgroup,
         config: spec,
         carried_beancounters: Default::default(),
+        rootless,
+        no_cgroup,
     };
     // why: the child prints "parent did not complete setup" when our end
     // of the channel closes first, which made a second error line; so on
@@ -238,7 +256,7 @@ fn build(
         let _ = nix::unistd::close(fifo);
 
         if plan.creates(oci_spec::runtime::LinuxNamespaceType::User) {
-            spawn::write_id_maps(child.pid, &state.config)?;
+            crate::rootless::write_id_maps(child.pid, &state.config)?;
         }
         // The init keeps this first payload for its startContainer hooks,
         // which run once the container is created (runc passes "created");
@@ -257,14 +275,17 @@ fn build(
             .context("the container process exited during setup")?;
         (recovery.pid, recovery.pid_start_time) = (child.pid, state.pid_start_time);
         dir.save_recovery(&recovery)?;
-        let manager = cgroups::manager(&cgroup_path)?;
-        crate::trace::mark("cgroup manager");
-        cgroups::apply(
-            &manager,
-            &cgroups::effective_resources(&state.config)?,
-            &state.cgroup_path,
-        )?;
-        crate::trace::mark("cgroup limits applied");
+        if !no_cgroup {
+            let manager = cgroups::manager(&cgroup_path)?;
+            crate::trace::mark("cgroup manager");
+            let resources = cgroups::effective_resources(&state.config)?;
+            if rootless {
+                cgroups::apply_rootless(&manager, &resources, &state.cgroup_path)?;
+            } else {
+                cgroups::apply(&manager, &resources, &state.cgroup_path)?;
+            }
+            crate::trace::mark("cgroup limits applied");
+        }
         // A child that failed meanwhile has sent why and exited: the send
         // then fails, and the expect below reads its reason.
         let _ = child.channel.send(&Msg::Proceed(String::new()));
@@ -309,6 +330,37 @@ fn build(
         undo.child = None;
     }
     result
+}
+
+/// Rootless, and the cgroup cannot be made or joined for want of
+/// permission (a cgroup v1 or hybrid host, or v2 with nothing delegated to
+/// the user): the container may run without one, as runc's does, unless
+/// the config names its cgroup (then that cgroup was meant) or asks for
+/// limits (they would silently not hold).
+fn go_without_cgroup(spec: &oci_spec::runtime::Spec, err: anyhow::Error) -> Result<()> {
+    let named = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    if named {
+        return Err(err.context("rootless: the cgroupsPath of config.json is not writable by this user (delegate it, or leave cgroupsPath out)"));
+    }
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    if crate::rootless::needs_controllers(&resources) {
+        bail!(
+            "rootless: config.json asks for resource limits but this user may not create a cgroup ({:#}); delegate a cgroup v2 subtree to the user and name it in cgroupsPath, or drop the limits",
+            err
+        );
+    }
+    crate::log::debug(&format!(
+        "rootless: no cgroup ({err:#}); the container runs without one"
+    ));
+    Ok(())
 }
 
 /// Child side, just before *ready*: after ready a failure reaches nobody

@@ -88,10 +88,17 @@ fn kill_and_wait(state: &ContainerState) -> Result<()> {
         nix::unistd::Pid::from_raw(state.pid),
         nix::sys::signal::SIGKILL,
     );
-    let _ = cgroups::kill_every_process(&state.cgroup_path);
+    if state.no_cgroup {
+        for pid in state.pids().unwrap_or_default() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    } else {
+        let _ = cgroups::kill_every_process(&state.cgroup_path);
+    }
     // A v1-frozen task only dies once thawed; thaw after the signal is
     // queued so nothing runs user code in between.
-    if cgroups::is_frozen(&state.cgroup_path) {
+    if !state.no_cgroup && cgroups::is_frozen(&state.cgroup_path) {
         let _ = cgroups::freeze(&state.cgroup_path, false);
     }
     for _ in 0..1000 {
@@ -108,8 +115,10 @@ pub fn destroy(dir: ContainerDir, state: &ContainerState) -> Result<()> {
     if state.init_alive() {
         kill_and_wait(state)?;
     }
-    cgroups::remove(&state.cgroup_path)?;
-    crate::trace::mark("delete: cgroup removed");
+    if !state.no_cgroup {
+        cgroups::remove(&state.cgroup_path)?;
+        crate::trace::mark("delete: cgroup removed");
+    }
     let stopped = state.oci_json(Status::Stopped).to_string();
     let poststop = state
         .config

@@ -35,6 +35,7 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<()> {
             // runc's wording.
             bail!("container with id {} is not running", args.id);
         }
+        state.require_cgroup("events")?;
         state
     };
     let path = state.cgroup_path.clone();

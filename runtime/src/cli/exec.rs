@@ -70,7 +70,12 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         fifo_fd: None,
         extra_fds,
         id: state.id.clone(),
-        cgroup_entry: if sub_cgroups.is_empty() {
+        cgroup_entry: if state.no_cgroup {
+            if !sub_cgroups.is_empty() {
+                state.require_cgroup("exec --cgroup")?;
+            }
+            Default::default()
+        } else if sub_cgroups.is_empty() {
             spawn::cgroup_join::prepare(&state.cgroup_path)?
         } else {
             spawn::cgroup_join::prepare_sub(&state.cgroup_path, &sub_cgroups)?

@@ -46,6 +46,14 @@ pub fn run(root: &Path, args: &KillArgs) -> Result<()> {
 /// `signal` to every process of the container's cgroup; none left is not
 /// an error.
 fn signal_cgroup(state: &ContainerState, signal: i32) -> Result<()> {
+    if state.no_cgroup {
+        // Rootless without a cgroup: the processes of its pid namespace
+        // (or the init alone, all runc can reach then too).
+        for pid in state.pids()? {
+            let _ = send(pid, signal);
+        }
+        return Ok(());
+    }
     if signal == libc::SIGKILL {
         cgroups::kill_every_process(&state.cgroup_path)?;
     } else {
@@ -61,7 +69,7 @@ fn signal_cgroup(state: &ContainerState, signal: i32) -> Result<()> {
 /// paused container is thawed, as runc does (other signals stay pending
 /// until `resume`).
 fn thaw_to_let_die(state: &ContainerState, signal: i32) {
-    if signal == libc::SIGKILL && cgroups::is_frozen(&state.cgroup_path) {
+    if signal == libc::SIGKILL && !state.no_cgroup && cgroups::is_frozen(&state.cgroup_path) {
         if let Err(e) = cgroups::freeze(&state.cgroup_path, false) {
             crate::log::warn(&format!("thaw after SIGKILL: {e:#}"));
         }

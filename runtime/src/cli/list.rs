@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::{ListArgs, OutputFormat};
 
 pub fn run(root: &Path, args: &ListArgs) -> Result<()> {
-    let rows = crate::state::list_all(root);
+    let rows = crate::state::list_all(root)?;
     if args.quiet {
         for (state, _) in &rows {
             println!("{}", state.id);

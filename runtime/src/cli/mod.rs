@@ -42,7 +42,7 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
-    /// Root directory for container state (default /run/ozz, or $XDG_RUNTIME_DIR/ozz when not root)
+    /// Root directory for container state (default /run/ozz, or $XDG_RUNTIME_DIR/ozz when not root, or root of a user namespace)
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Log file (errors and debug messages go there as well as to stderr)
@@ -57,7 +57,7 @@ pub struct GlobalOpts {
     /// Treat cgroupsPath as "slice:prefix:name" for systemd
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility: true, false or auto
+    /// Rootless cgroups: true, false or auto (rootless when not root, or root of a user namespace)
     #[arg(long = "rootless", id = "global_rootless")]
     pub rootless: Option<String>,
     /// Path to the criu binary for checkpoint and restore (default: criu on PATH)

@@ -10,6 +10,7 @@ use crate::state::{ContainerDir, Status};
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
+    state.require_cgroup("pause")?;
     match state.status(&dir.path) {
         Status::Running | Status::Created => cgroups::freeze(&state.cgroup_path, true),
         // why: runc refuses to pause a paused container with this phrase;
@@ -21,6 +22,7 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
 pub fn resume(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
+    state.require_cgroup("resume")?;
     match state.status(&dir.path) {
         Status::Paused => cgroups::freeze(&state.cgroup_path, false),
         _ => bail!("container not paused"),

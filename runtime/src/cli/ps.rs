@@ -5,14 +5,13 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::cgroups;
 use crate::cli::{OutputFormat, PsArgs};
 use crate::state::ContainerDir;
 
 pub fn run(root: &Path, args: &PsArgs) -> Result<()> {
     let dir = ContainerDir::open(root, &args.id)?;
     let state = dir.load()?;
-    let pids = cgroups::pids(&state.cgroup_path)?;
+    let pids = state.pids()?;
     if args.format == OutputFormat::Json {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());

@@ -117,6 +117,8 @@ fn restore(
             systemd_cgroup: global.systemd_cgroup,
             config: bundle.spec.clone(),
             carried_beancounters: carried.map(|r| r.counters).unwrap_or_default(),
+            rootless: false,
+            no_cgroup: false,
         };
         let hook_state = state.clone();
         let mut on_namespaces = |pid: i32| -> Result<()> {

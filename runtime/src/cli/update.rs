@@ -35,6 +35,7 @@ pub fn run(root: &Path, args: &UpdateArgs) -> Result<()> {
     if state.status(&dir.path) == Status::Stopped {
         return Err(RuntimeError::NotRunning.into());
     }
+    state.require_cgroup("update")?;
     let mut config = state.config.clone();
     let mut update = update;
     if !args.beancounters.is_empty() {
@@ -73,7 +74,11 @@ pub fn run(root: &Path, args: &UpdateArgs) -> Result<()> {
     // the update leaves device access as it was.
     let resources = cgroups::effective_resources(&config)?;
     let manager = cgroups::manager(&state.cgroup_path)?;
-    cgroups::apply(&manager, &resources, &state.cgroup_path)?;
+    if state.rootless {
+        cgroups::apply_rootless(&manager, &resources, &state.cgroup_path)?;
+    } else {
+        cgroups::apply(&manager, &resources, &state.cgroup_path)?;
+    }
     state.config = config;
     dir.save(&state)
 }

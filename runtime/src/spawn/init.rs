@@ -32,6 +32,11 @@ pub fn run(config: &ChildConfig, channel: Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
+fn set_not_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
 /// Every signal at its default and none blocked, as a fresh init has them.
 /// why: an ignored signal stays ignored across execve, and so does the
 /// mask. Rust's runtime ignores SIGPIPE (a writer to a closed pipe must
@@ -66,8 +71,16 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     crate::trace::mark("child: fds closed");
     // Until exec nothing in the container may ptrace us or open our
     // /proc/PID files (CVE-2016-9962); execve restores dumpability.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // why: the id maps of a new user namespace are written by the parent
+    // through our /proc/PID/{uid,gid}_map and setgroups, which are root's
+    // while we are not dumpable: an unprivileged parent (rootless) could
+    // not open them. Until the parent's Proceed (maps written) nothing of
+    // the container runs yet: we are the first process of its namespaces.
+    let maps_pending =
+        config.kind == ChildKind::Init && config.plan.creates(LinuxNamespaceType::User);
+    if !maps_pending {
+        set_not_dumpable();
+    }
     reset_signals();
     // (exec: the helper entered the cgroup and the container for us.)
     if config.kind == ChildKind::Init {
@@ -79,6 +92,9 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
         Some(Msg::Proceed(state)) => state,
         _ => bail!("parent did not complete setup"),
     };
+    if maps_pending {
+        set_not_dumpable();
+    }
 
     // The seccomp agent's socket is a host path: connect before joining
     // namespaces or pivoting (see security/seccomp/notify.rs).
@@ -381,6 +397,7 @@ fn init_namespaces_and_rootfs(
             rootfs: &config.rootfs,
             cgroup_path: &config.cgroup_path,
             in_user_ns: plan.has(LinuxNamespaceType::User),
+            runtime_in_user_ns: crate::rootless::in_user_namespace(),
             new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
             // The parent sets the cgroup's limits while we mount.
             await_limits: &|| match channel.recv()? {

@@ -429,28 +429,6 @@ fn unshare_time(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Writes the user namespace's uid and gid maps for `pid`.
-pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    let format = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    let uid_map = format(linux.uid_mappings());
-    let gid_map = format(linux.gid_mappings());
-    if !uid_map.is_empty() {
-        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map).context("write uid_map")?;
-    }
-    if !gid_map.is_empty() {
-        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map).context("write gid_map")?;
-    }
-    Ok(())
-}
-
 /// Waits for the child's next message; a failure report becomes our error.
 pub fn expect(channel: &Channel, want: Msg) -> Result<()> {
     match channel.recv()? {
