@@ -87,6 +87,9 @@ pub fn create(
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if ozz will not detach or allocate tty");
     }
+    // Checked before anything exists: a view asked for and not mounted
+    // leaves nothing behind.
+    let procview = crate::procview::for_create(&bundle.spec, global)?;
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
@@ -100,6 +103,7 @@ pub fn create(
         global,
         args,
         bundle,
+        procview,
         &dir,
         &mut undo,
         terminal && relay_console,
@@ -120,6 +124,7 @@ fn build(
     global: &GlobalOpts,
     args: &CreateArgs,
     bundle: bundle::Bundle,
+    procview: Option<PathBuf>,
     dir: &ContainerDir,
     undo: &mut Undo,
     relay_console: bool,
@@ -212,6 +217,7 @@ fn build(
         extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),
         cgroup_entry,
+        procview,
     };
     let child = spawn::fork_child(&child_config)?;
     crate::trace::mark("child forked");

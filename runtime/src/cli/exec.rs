@@ -75,6 +75,8 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         } else {
             spawn::cgroup_join::prepare_sub(&state.cgroup_path, &sub_cgroups)?
         },
+        // An exec'd process joins the init's mounts, the view's binds too.
+        procview: None,
     };
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);
