@@ -49,6 +49,8 @@ struct View {
     next_fh: AtomicU64,
     loads: Arc<Mutex<HashMap<PathBuf, [f64; 3]>>>,
     inodes: Mutex<Inodes>,
+    /// A reader's /proc/PID/cgroup text -> the ID of its container.
+    owners: Mutex<HashMap<String, String>>,
 }
 
 /// Each file has an inode per cgroup of its readers (the text of their
@@ -114,11 +116,6 @@ fn index_of(name: &OsStr) -> Option<usize> {
     files::NAMES.iter().position(|n| OsStr::new(n) == name)
 }
 
-/// The cgroup paths of a process: one per v1 hierarchy, or v2's one.
-pub fn cgroup_paths(pid: u32) -> Vec<PathBuf> {
-    parse_cgroup_paths(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default())
-}
-
 /// The paths of a /proc/PID/cgroup text: "hierarchy:controllers:path" per
 /// line; on a hybrid host the container lives in the v1 hierarchies, on
 /// v2 in the one "0::" line.
@@ -130,8 +127,36 @@ pub fn parse_cgroup_paths(text: &str) -> Vec<PathBuf> {
 }
 
 impl View {
+    /// The container of a reader. why: finding it loads every state.json
+    /// under the root; the ID found for a reader's cgroups is remembered
+    /// and only that container's state is loaded again, and used while it
+    /// still names those cgroups and its init lives.
     fn owner(&self, pid: u32) -> Option<ContainerState> {
-        crate::state::owner_of(&self.root, &cgroup_paths(pid))
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let paths = parse_cgroup_paths(&text);
+        let known = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&text)
+            .cloned();
+        if let Some(id) = known {
+            let file = self.root.join(&id).join(crate::state::STATE_FILE);
+            if let Ok(state) = crate::state::load_state_file(&file) {
+                let mine = paths.iter().any(|p| p.starts_with(&state.cgroup_path));
+                if mine && state.init_alive() {
+                    return Some(state);
+                }
+            }
+        }
+        let state = crate::state::owner_of(&self.root, &paths)?;
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a host with more reader cgroups than this starts over.
+        if owners.len() > 4096 {
+            owners.clear();
+        }
+        owners.insert(text, state.id.clone());
+        Some(state)
     }
 
     fn name_of(&self, ino: INodeNo) -> Option<&'static str> {
@@ -320,6 +345,7 @@ pub fn serve(root: &Path, mountpoint: &Path) -> Result<()> {
         next_fh: AtomicU64::new(1),
         loads: loads.clone(),
         inodes: Mutex::new(Inodes::default()),
+        owners: Mutex::new(HashMap::new()),
     };
     let mut config = fuser::Config::default();
     config.mount_options = vec![
