@@ -142,6 +142,16 @@ fn exec_ok(b: &Bundle, script: &str) -> String {
     stdout(&out)
 }
 
+/// The total of busybox free's Mem: line (KiB, from sysinfo(2)).
+fn free_total(b: &Bundle) -> String {
+    let free = exec_ok(b, "free");
+    let mem = free.lines().nth(1).unwrap_or_default();
+    mem.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn host_uptime() -> f64 {
     std::fs::read_to_string("/proc/uptime")
         .unwrap()
@@ -182,6 +192,15 @@ fn memory_cpu_and_uptime_are_the_containers() {
         later >= age + 1.5 && later <= before.elapsed().as_secs_f64() + 1.0,
         "uptime went from {age} to {later} in 2 s"
     );
+    // busybox free and uptime read sysinfo(2), which the view's agent
+    // answers for the container.
+    let free = exec_ok(&b, "free");
+    let mem: Vec<&str> = free.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(mem[..2], ["Mem:", "65536"], "{free}");
+    let up = exec_ok(&b, "uptime");
+    if host_uptime() > 120.0 {
+        assert!(up.contains(" up 0 min"), "busybox uptime: {up}");
+    }
     // MemFree is the limit less what the cgroup holds, never more.
     let free = exec_ok(&b, "sed -n 2p /proc/meminfo");
     let free_kib: u64 = free.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -210,6 +229,8 @@ fn two_containers_read_their_own_numbers_and_one_not_asking_the_hosts() {
             exec_ok(&b, "head -1 /proc/meminfo"),
             "MemTotal:          98304 kB\n"
         );
+        assert_eq!(free_total(&a), "65536");
+        assert_eq!(free_total(&b), "98304");
     }
     let host = std::fs::read_to_string("/proc/meminfo").unwrap();
     assert_eq!(
@@ -325,8 +346,10 @@ fn a_dead_server_leaves_the_container_running_and_its_reads_failing() {
     );
     assert!(started.elapsed() < Duration::from_secs(20), "the read hung");
     assert_eq!(b.status(), "running");
-    // The container's own files still work.
+    // The container's own files still work, and so does exec, whose
+    // process gets the host's sysinfo (the agent is gone).
     assert_eq!(exec_ok(&b, "echo alive"), "alive\n");
+    exec_ok(&b, "uptime");
 }
 
 #[test]

@@ -79,7 +79,7 @@ pub fn create(
     relay_console: bool,
 ) -> Result<Created> {
     state::validate_id(&args.id)?;
-    let bundle = load_bundle(&args.bundle)?;
+    let mut bundle = load_bundle(&args.bundle)?;
     let terminal = bundle.terminal();
     if terminal && args.console_socket.is_none() && !relay_console {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
@@ -90,6 +90,10 @@ pub fn create(
     // Checked before anything exists: a view asked for and not mounted
     // leaves nothing behind.
     let procview = crate::procview::for_create(&bundle.spec, global)?;
+    if let Some(dir) = &procview {
+        let socket = crate::procview::sysinfo::socket_path(dir);
+        bundle.spec = crate::procview::sysinfo::route_to_agent(bundle.spec, &socket)?;
+    }
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;

@@ -508,6 +508,38 @@ impl<'a> Cgroup<'a> {
     }
 }
 
+/// sysinfo(2) as the container should see it: the host's, with the
+/// uptime, loads and task count of the container, and under a memory limit
+/// its RAM and swap (the numbers of its meminfo), in bytes.
+pub fn sysinfo(state: &ContainerState, loads: &[f64; 3]) -> libc::sysinfo {
+    // SAFETY: zero is a valid sysinfo (integers only).
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: sysinfo writes only into the struct it is given.
+    unsafe { libc::sysinfo(&mut info) };
+    let cg = Cgroup::of(state);
+    if let Some(age) = cg.age() {
+        info.uptime = age as i64;
+    }
+    info.loads = loads.map(|l| (l * 65536.0) as u64);
+    info.procs = cg.task_counts().1.min(u16::MAX as u64) as u16;
+    let unit = u64::from(info.mem_unit.max(1));
+    let host_total = info.totalram * unit;
+    if let Some(limit) = cg.memory_limit(host_total) {
+        let usage = cg.memory_usage().min(limit);
+        let (swap_total, swap_used) = cg.swap(info.totalswap * unit, limit);
+        info.totalram = limit;
+        info.freeram = limit - usage;
+        info.sharedram = cg.mem_stat("shmem", "shmem");
+        info.bufferram = 0;
+        info.totalswap = swap_total;
+        info.freeswap = swap_total - swap_used;
+        info.totalhigh = 0;
+        info.freehigh = 0;
+        info.mem_unit = 1;
+    }
+    info
+}
+
 fn host_online_cpus() -> String {
     std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into())
 }

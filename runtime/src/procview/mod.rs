@@ -9,6 +9,7 @@
 //! libfuse nor fusermount is needed on the host.
 
 pub mod files;
+pub mod sysinfo;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -361,6 +362,8 @@ pub fn serve(root: &Path, mountpoint: &Path) -> Result<()> {
     let session = fuser::Session::new(view, mountpoint, &config)
         .with_context(|| format!("mount the view on {}", mountpoint.display()))?;
     let background = session.spawn().context("start the view's threads")?;
+    let socket = sysinfo::socket_path(mountpoint);
+    sysinfo::listen(&socket, root.to_path_buf(), loads.clone())?;
     let sampler_root = root.to_path_buf();
     std::thread::Builder::new()
         .name("loadavg".into())
@@ -376,6 +379,7 @@ pub fn serve(root: &Path, mountpoint: &Path) -> Result<()> {
     let timeout = nix::sys::time::TimeSpec::from_duration(Duration::from_secs(1));
     loop {
         if background.guard.is_finished() {
+            let _ = std::fs::remove_file(&socket);
             return background
                 .join()
                 .context("the view's session ended")
@@ -385,6 +389,7 @@ pub fn serve(root: &Path, mountpoint: &Path) -> Result<()> {
             break;
         }
     }
+    let _ = std::fs::remove_file(&socket);
     background
         .umount_and_join()
         .with_context(|| format!("unmount {}", mountpoint.display()))
@@ -446,7 +451,16 @@ fn check_for_create(dir: &Path) -> Result<PathBuf> {
             dir.display()
         )
     })?;
-    Ok(dir.to_path_buf())
+    let dir = std::path::absolute(dir).context("the procview's path")?;
+    let socket = sysinfo::socket_path(&dir);
+    if !socket.exists() {
+        bail!(
+            "the procview at {} has no sysinfo agent at {} (restart its server)",
+            dir.display(),
+            socket.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// The view's directory when the bundle asks for it (annotation
