@@ -56,9 +56,9 @@ struct View {
 
 /// Each file has an inode per cgroup of its readers (the text of their
 /// /proc/PID/cgroup; the binds are looked up by create's init, already in
-/// the container's cgroup): a container's bind holds its own inode, so the page cache that sendfile and
-/// splice read through (even on direct_io files) is never shared between
-/// containers. Inode 1 is the directory.
+/// the container's cgroup): a container's bind holds its own inode, so the
+/// page cache that sendfile and splice read through (even on direct_io
+/// files) is never shared between containers. Inode 1 is the directory.
 #[derive(Default)]
 struct Inodes {
     by_key: HashMap<(usize, String), u64>,
