@@ -386,3 +386,29 @@ fn asking_without_a_mounted_view_fails_clearly_and_leaves_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn procview_all_gives_a_container_that_does_not_ask_the_view() {
+    let view = View::start();
+    let mut b = bundle("pv-all", &["sh", "-c", "while :; do sleep 1; done"]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    b.write();
+    let mp = view.mountpoint();
+    let out = ozz_quiet(&[
+        "--procview",
+        mp.to_str().unwrap(),
+        "--procview-all",
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    assert!(out.status.success(), "ozz create: {}", stderr(&out));
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "ozz start: {}", stderr(&out));
+    assert_eq!(
+        exec_ok(&b, "head -1 /proc/meminfo"),
+        "MemTotal:          65536 kB\n"
+    );
+    assert_eq!(free_total(&b), "65536");
+}
