@@ -15,6 +15,7 @@ mod log;
 mod mount_api;
 mod namespaces;
 mod process;
+mod procview;
 mod rootfs;
 mod rootless;
 mod security;
@@ -102,8 +103,14 @@ fn enters_a_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
 /// The command and its index: the first word that is neither an option nor
 /// the value of a global option.
 fn command_word(args: &[std::ffi::OsString]) -> Option<(usize, &str)> {
-    const GLOBALS_WITH_VALUE: [&str; 5] =
-        ["--root", "--log", "--log-format", "--rootless", "--criu"];
+    const GLOBALS_WITH_VALUE: [&str; 6] = [
+        "--root",
+        "--log",
+        "--log-format",
+        "--rootless",
+        "--criu",
+        "--procview",
+    ];
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].to_str()?;
@@ -185,6 +192,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Pid(args) => cli::pid::run(&root, &args).map(|_| 0),
         Command::Checkpoint(args) => cli::checkpoint::run(global, &root, &args).map(|_| 0),
         Command::Restore(args) => cli::restore::run(global, &root, &args),
+        Command::Procfs(args) => cli::procfs::run(&root, &args).map(|_| 0),
     }
 }
 
@@ -209,6 +217,7 @@ mod tests {
         assert!(!enters_a_container(words("state run")));
         assert!(!enters_a_container(words("--criu create delete run")));
         assert!(!enters_a_container(words("-- run")));
+        assert!(!enters_a_container(words("--procview run list")));
     }
 
     #[test]

@@ -1243,10 +1243,14 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
 
 /// After pivot_root: the spec's masked and read-only paths, read-only root
 /// and the final root propagation.
-pub fn finish(spec: &Spec) -> Result<()> {
+pub fn finish(spec: &Spec, procview: Vec<(&'static str, std::os::fd::OwnedFd)>) -> Result<()> {
     // why: sysctls are written through /proc/sys, which readonlyPaths is
     // about to make read-only (runc's order: sysctl, then the paths).
     write_sysctls(spec)?;
+    // Before the masks: a masked /proc file stays masked.
+    if !procview.is_empty() {
+        bind_procview(procview)?;
+    }
     let linux = spec.linux().as_ref();
     let masked = linux
         .and_then(|l| l.masked_paths().clone())
@@ -1288,6 +1292,67 @@ pub fn finish(spec: &Spec) -> Result<()> {
             .context("remount root read-only")?;
     }
     Ok(())
+}
+
+/// Attaches the procview's files (detached read-only mounts) over the
+/// container's /proc files of the same name. /proc/user_beancounters
+/// cannot be made (procfs has no such entry and takes no new files): that
+/// one goes to /dev/user_beancounters when /dev is a tmpfs ours.
+fn bind_procview(files: Vec<(&'static str, std::os::fd::OwnedFd)>) -> Result<()> {
+    use crate::mount_api as api;
+    for (name, tree) in files {
+        let target = if name == "user_beancounters" {
+            match procview_dev_file(name)? {
+                Some(fd) => fd,
+                None => continue,
+            }
+        } else {
+            let path = Path::new("/proc").join(name);
+            // Only over a procfs file: the container's /proc may be
+            // something else, or missing.
+            let fd = match open_path(&path, false) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+            };
+            let fs = nix::sys::statfs::fstatfs(&fd)
+                .with_context(|| format!("statfs {}", path.display()))?;
+            if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+                continue;
+            }
+            fd
+        };
+        api::move_mount_to_fd(tree.as_fd(), target.as_fd())
+            .with_context(|| format!("bind the procview's {name}"))?;
+    }
+    Ok(())
+}
+
+/// An empty read-only file /dev/NAME to mount on, when /dev is a tmpfs
+/// (the runtime's own, never a bind of the host's /dev).
+fn procview_dev_file(name: &str) -> Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let Ok(dev) = open_path(Path::new("/dev"), false) else {
+        return Ok(None);
+    };
+    let fs = nix::sys::statfs::fstatfs(&dev).context("statfs /dev")?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return Ok(None);
+    }
+    let flags = nix::fcntl::OFlag::O_CREAT
+        | nix::fcntl::OFlag::O_EXCL
+        | nix::fcntl::OFlag::O_NOFOLLOW
+        | nix::fcntl::OFlag::O_RDONLY
+        | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(
+        Some(dev.as_raw_fd()),
+        name,
+        flags,
+        Mode::from_bits_truncate(0o444),
+    )
+    .with_context(|| format!("create /dev/{name}"))?;
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Opens `path` (inside the new root, so absolute symlinks and `..` stay

@@ -428,6 +428,20 @@ pub fn running_containers(root: &Path) -> Vec<ContainerState> {
         .collect()
 }
 
+/// The running container a process with these cgroup paths (from its
+/// /proc/PID/cgroup) belongs to; the deepest match wins, as a container's
+/// cgroup may sit below another's.
+pub fn owner_of(root: &Path, cgroup_paths: &[PathBuf]) -> Option<ContainerState> {
+    running_containers(root)
+        .into_iter()
+        .filter(|state| {
+            cgroup_paths
+                .iter()
+                .any(|p| p.starts_with(&state.cgroup_path))
+        })
+        .max_by_key(|state| state.cgroup_path.components().count())
+}
+
 /// Liveness of a host process as /proc/PID/stat reports it.
 pub struct ProcStat {
     pub state: char,

@@ -78,6 +78,8 @@ impl Settings {
                     .with_context(|| format!("annotation {key}: unknown beancounter {name:?}"))?;
                 let pair = parse_pair(param, value).with_context(|| format!("annotation {key}"))?;
                 settings.params.insert(param.name, pair);
+            } else if key == crate::procview::ANNOTATION {
+                // Not a limit: create reads it (procview::for_create).
             } else if let Some(knob) = key.strip_prefix(KNOB_PREFIX) {
                 settings
                     .knobs

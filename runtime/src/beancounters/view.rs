@@ -114,6 +114,37 @@ pub fn rows(state: &ContainerState) -> Vec<Row> {
         .collect()
 }
 
+/// The containers' rows in the text of OpenVZ's /proc/user_beancounters
+/// (format version 2.5): each container's ID in the uid column of its
+/// first row (where OpenVZ printed the numeric CTID), an unknown value 0.
+pub fn openvz_text(states: &[ContainerState]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "Version: 2.5\n{:>10}  {:<12} {:>20} {:>20} {:>20} {:>20} {:>20}\n",
+        "uid", "resource", "held", "maxheld", "barrier", "limit", "failcnt"
+    );
+    for state in states {
+        for (i, row) in rows(state).iter().enumerate() {
+            let uid = match i {
+                0 => format!("{}:", state.id),
+                _ => String::new(),
+            };
+            let n = |v: Option<u64>| v.unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{uid:>10}  {:<12} {:>20} {:>20} {:>20} {:>20} {:>20}",
+                row.resource,
+                n(row.held),
+                n(row.maxheld),
+                n(row.barrier),
+                n(row.limit),
+                n(row.failcnt)
+            );
+        }
+    }
+    out
+}
+
 struct Files<'a> {
     cgroup: &'a Path,
     v2: bool,
@@ -405,5 +436,20 @@ impl Procs {
                 .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
                 .count() as u64,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openvz_header_is_version_2_5s() {
+        let text = super::openvz_text(&[]);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("Version: 2.5"));
+        assert_eq!(
+            lines.next(),
+            Some("       uid  resource                     held              maxheld              barrier                limit              failcnt")
+        );
+        assert_eq!(lines.next(), None);
     }
 }

@@ -79,13 +79,20 @@ pub fn create(
     relay_console: bool,
 ) -> Result<Created> {
     state::validate_id(&args.id)?;
-    let bundle = load_bundle(&args.bundle)?;
+    let mut bundle = load_bundle(&args.bundle)?;
     let terminal = bundle.terminal();
     if terminal && args.console_socket.is_none() && !relay_console {
         bail!("cannot allocate tty if ozz will detach without setting console socket");
     }
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if ozz will not detach or allocate tty");
+    }
+    // Checked before anything exists: a view asked for and not mounted
+    // leaves nothing behind.
+    let procview = crate::procview::for_create(&bundle.spec, global)?;
+    if let Some(dir) = &procview {
+        let socket = crate::procview::sysinfo::socket_path(dir);
+        bundle.spec = crate::procview::sysinfo::route_to_agent(bundle.spec, &socket)?;
     }
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
@@ -100,6 +107,7 @@ pub fn create(
         global,
         args,
         bundle,
+        procview,
         &dir,
         &mut undo,
         terminal && relay_console,
@@ -120,6 +128,7 @@ fn build(
     global: &GlobalOpts,
     args: &CreateArgs,
     bundle: bundle::Bundle,
+    procview: Option<PathBuf>,
     dir: &ContainerDir,
     undo: &mut Undo,
     relay_console: bool,
@@ -228,6 +237,7 @@ fn build(
         extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),
         cgroup_entry,
+        procview,
     };
     let child = spawn::fork_child(&child_config)?;
     crate::trace::mark("child forked");

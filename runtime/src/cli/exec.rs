@@ -47,16 +47,25 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
 
     // why: the process is born inside the container, where listenerPath
     // (a host path) cannot be reached: we connect, it inherits the socket.
-    let seccomp_listener = crate::security::seccomp::listener_path(&state.config)
+    let mut spec = state.config.clone();
+    let seccomp_listener = match crate::security::seccomp::listener_path(&spec)
         .map(crate::security::seccomp::connect_listener)
-        .transpose()?;
+    {
+        // The procview's server is gone: the process gets the host's
+        // sysinfo rather than no exec at all.
+        Some(Err(_)) if crate::procview::sysinfo::routed(&spec) => {
+            spec = crate::procview::sysinfo::unrouted(spec)?;
+            None
+        }
+        other => other.transpose()?,
+    };
 
     let config = ChildConfig {
         kind: ChildKind::Exec {
             target_pid: state.pid,
             seccomp_listener: seccomp_listener.as_ref().map(|s| s.as_raw_fd()),
         },
-        spec: state.config.clone(),
+        spec,
         process,
         rootfs: state.rootfs.clone(),
         cgroup_path: state.cgroup_path.clone(),
@@ -80,6 +89,8 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         } else {
             spawn::cgroup_join::prepare_sub(&state.cgroup_path, &sub_cgroups)?
         },
+        // An exec'd process joins the init's mounts, the view's binds too.
+        procview: None,
     };
     let child = spawn::fork_child(&config)?;
     drop(console_for_child);

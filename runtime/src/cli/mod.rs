@@ -16,6 +16,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod pid;
+pub mod procfs;
 pub mod ps;
 pub mod restore;
 pub mod run;
@@ -63,6 +64,13 @@ pub struct GlobalOpts {
     /// Path to the criu binary for checkpoint and restore (default: criu on PATH)
     #[arg(long, global = true)]
     pub criu: Option<String>,
+    /// Where the procview is mounted (default /run/ozz/procview)
+    #[arg(long, value_name = "DIR")]
+    pub procview: Option<PathBuf>,
+    /// Bind the procview over /proc files of every container, not only of
+    /// those whose bundle asks (annotation org.openvz.procview=true)
+    #[arg(long = "procview-all")]
+    pub procview_all: bool,
     /// Print the version
     #[arg(short = 'v', long)]
     pub version: bool,
@@ -130,6 +138,24 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// Restore a container from a CRIU checkpoint
     Restore(RestoreArgs),
+    /// The per-container /proc view over FUSE
+    Procfs(ProcfsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProcfsArgs {
+    #[command(subcommand)]
+    pub command: ProcfsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProcfsCommand {
+    /// Mount the view and answer its reads until SIGTERM or SIGINT
+    Serve {
+        /// Where to mount it
+        #[arg(default_value = crate::procview::DEFAULT_MOUNTPOINT)]
+        mountpoint: PathBuf,
+    },
 }
 
 /// The CRIU options checkpoint and restore share (runc's names).

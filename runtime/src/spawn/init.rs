@@ -432,10 +432,15 @@ fn init_namespaces_and_rootfs(
     .context("open /proc/self/fd")?;
     // SAFETY: open just returned this descriptor; nothing else owns it.
     let fd_dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd_dir) };
+    // The view's files, cloned while the host's mounts are in sight.
+    let procview = match &config.procview {
+        Some(dir) => crate::procview::open_files(dir)?,
+        None => Vec::new(),
+    };
     rootfs::enter(&config.rootfs, config.no_pivot, shares_host_mounts)?;
     crate::trace::mark("child: pivot_root");
     create_cwd(config.process.cwd())?;
-    rootfs::finish(&config.spec)?;
+    rootfs::finish(&config.spec, procview)?;
     crate::trace::mark("child: masked/readonly paths, sysctls");
     rootfs::finish_dev(&config.spec)?;
     crate::trace::mark("child: /dev finished");

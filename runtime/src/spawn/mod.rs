@@ -43,6 +43,8 @@ pub struct ChildConfig {
     pub id: String,
     /// How the child enters its cgroup (see cgroup_join).
     pub cgroup_entry: cgroup_join::Entry,
+    /// The procview's directory, when its files are bound over /proc.
+    pub procview: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
