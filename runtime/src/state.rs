@@ -442,6 +442,18 @@ pub fn owner_of(root: &Path, cgroup_paths: &[PathBuf]) -> Option<ContainerState>
         .max_by_key(|state| state.cgroup_path.components().count())
 }
 
+/// Clock ticks per second: the unit of /proc/PID/stat's times and
+/// cpuacct.stat.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}
+
 /// Liveness of a host process as /proc/PID/stat reports it.
 pub struct ProcStat {
     pub state: char,

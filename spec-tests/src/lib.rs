@@ -397,18 +397,26 @@ pub fn ozz(args: &[&str]) -> Output {
 /// would never see EOF). The Output carries what ozz wrote to stderr.
 pub fn ozz_quiet(args: &[&str]) -> Output {
     let log = scratch().join(format!("stderr-{}", unique_id("q")));
-    let file = std::fs::File::create(&log).expect("stderr file");
-    let status = Command::new(ozz_bin())
+    let mut command = Command::new(ozz_bin());
+    command
         .arg("--root")
         .arg(state_root())
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    status_with_stderr_file(command, &log)
+}
+
+/// Runs `command` with stdout to /dev/null and stderr to the file `log`
+/// (removed afterwards): an Output carrying what it wrote to stderr.
+pub fn status_with_stderr_file(mut command: Command, log: &Path) -> Output {
+    let file = std::fs::File::create(log).expect("stderr file");
+    let status = command
         .stdout(Stdio::null())
         .stderr(file)
         .status()
-        .expect("run ozz");
-    let stderr = std::fs::read(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    let stderr = std::fs::read(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
     Output {
         status,
         stdout: Vec::new(),

@@ -24,8 +24,47 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 use spec_tests::*;
 
-/// Serialises the edits of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid.
+/// Serialises the edits of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid
+/// between this process's threads.
 static ETC: Mutex<()> = Mutex::new(());
+
+/// Held while editing the account files: the threads' mutex, and the
+/// system's password-file lock (lckpwdf, as useradd and vipw take it), so
+/// that another process editing them at the same moment (another test run,
+/// an administrator's useradd) neither loses our lines nor we its. In the
+/// v2 guest /etc is read-only and the files are private copies: there the
+/// lock file cannot be made, and only this process edits them.
+struct EtcLock {
+    _threads: std::sync::MutexGuard<'static, ()>,
+    system: bool,
+}
+
+// glibc's password-file lock (shadow.h); the libc crate does not declare it.
+extern "C" {
+    fn lckpwdf() -> libc::c_int;
+    fn ulckpwdf() -> libc::c_int;
+}
+
+impl EtcLock {
+    fn take() -> EtcLock {
+        let threads = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: lckpwdf takes no arguments; it waits up to 15 s for the lock.
+        let system = unsafe { lckpwdf() } == 0;
+        EtcLock {
+            _threads: threads,
+            system,
+        }
+    }
+}
+
+impl Drop for EtcLock {
+    fn drop(&mut self) {
+        if self.system {
+            // SAFETY: releases the lock lckpwdf took in this process.
+            unsafe { ulckpwdf() };
+        }
+    }
+}
 
 const SUB_SIZE: u32 = 65536;
 
@@ -44,7 +83,7 @@ struct TestUser {
 
 impl TestUser {
     fn new(tag: &str, with_subids: bool) -> TestUser {
-        let guard = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = EtcLock::take();
         make_etc_writable();
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
         let group = std::fs::read_to_string("/etc/group").unwrap();
@@ -153,20 +192,7 @@ impl TestUser {
     /// `create`, whose container keeps stdio open.
     fn run_quiet(&self, args: &[&str]) -> Output {
         let log = self.base.join(format!("stderr-{}", unique_id("q")));
-        let file = std::fs::File::create(&log).unwrap();
-        let status = self
-            .command(&self.base, args)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .status()
-            .expect("run setpriv");
-        let stderr = std::fs::read(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&log);
-        Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        }
+        status_with_stderr_file(self.command(&self.base, args), &log)
     }
 
     /// The runtime's default state root for this user.
@@ -249,7 +275,7 @@ impl Drop for TestUser {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let _ = std::fs::remove_dir_all(&self.base);
-        let _guard = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = EtcLock::take();
         for (file, line) in self.lines.iter().rev() {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             let mine = format!("{line}\n");
@@ -264,10 +290,29 @@ impl Drop for TestUser {
     }
 }
 
-/// Rewrites a file's content without replacing its inode (a bind mount
-/// over it in the guest must stay in place).
+/// Rewrites an account file. On the host: a new file renamed over it, so
+/// that a test killed half-way never leaves /etc/passwd cut short. A file
+/// that is a mount (the guest's bind of a private copy) is rewritten in
+/// place instead: a rename could not replace it and the bind must stay.
 fn write_in_place(file: &str, text: &str) {
     use std::io::Write;
+    let path = Path::new(file);
+    let dir_dev = std::fs::metadata(path.parent().unwrap()).map(|m| m.dev());
+    let file_meta = std::fs::metadata(path);
+    if let (Ok(dir_dev), Ok(meta)) = (dir_dev, &file_meta) {
+        if meta.dev() == dir_dev {
+            let new = path.with_extension("ozz-test-new");
+            let mut f = std::fs::File::create(&new)
+                .unwrap_or_else(|e| panic!("create {}: {e}", new.display()));
+            f.write_all(text.as_bytes()).unwrap();
+            f.sync_all().unwrap();
+            std::fs::set_permissions(&new, meta.permissions()).unwrap();
+            std::os::unix::fs::chown(&new, Some(meta.uid()), Some(meta.gid())).unwrap();
+            std::fs::rename(&new, path)
+                .unwrap_or_else(|e| panic!("rename {} over {file}: {e}", new.display()));
+            return;
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
@@ -844,20 +889,7 @@ impl Delegated {
     fn create(&self, user: &TestUser, args: &[&str]) -> Output {
         let leaf = self.dir.join("client/cgroup.procs");
         let log = user.base.join(format!("stderr-{}", unique_id("d")));
-        let file = std::fs::File::create(&log).unwrap();
-        let status = user
-            .command_from(&user.base, args, Some(&leaf))
-            .stdout(Stdio::null())
-            .stderr(file)
-            .status()
-            .expect("run sh");
-        let stderr = std::fs::read(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&log);
-        Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        }
+        status_with_stderr_file(user.command_from(&user.base, args, Some(&leaf)), &log)
     }
 }
 

@@ -227,7 +227,7 @@ fn stats_v1(path: &Path) -> Value {
 
     // cpuacct.stat is in USER_HZ ticks; runc reports nanoseconds.
     let ticks = keyed(&acct.join("cpuacct.stat"));
-    let hz = clock_ticks();
+    let hz = crate::state::clock_ticks();
     let ns = |k: &str| ticks.get(k).copied().unwrap_or(0) * (1_000_000_000 / hz);
     let mut usage = Map::new();
     if let Some(total) = number(&acct.join("cpuacct.usage")).filter(|&t| t != 0) {
@@ -501,16 +501,6 @@ fn stats_v2(dir: &Path) -> Value {
         "blkio": strip_empty(blkio),
         "hugetlb": hugetlb(dir, true),
     })
-}
-
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions; it only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as u64
-    } else {
-        100
-    }
 }
 
 #[cfg(test)]

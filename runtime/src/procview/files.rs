@@ -106,16 +106,6 @@ fn parse_cpus(list: &str) -> BTreeSet<usize> {
     set
 }
 
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as u64
-    } else {
-        100
-    }
-}
-
 impl<'a> Cgroup<'a> {
     fn of(state: &'a ContainerState) -> Cgroup<'a> {
         Cgroup {
@@ -330,7 +320,7 @@ impl<'a> Cgroup<'a> {
 
     /// The container's CPU time as (user, system) in clock ticks.
     fn cpu_ticks(&self) -> (u64, u64) {
-        let hz = clock_ticks();
+        let hz = crate::state::clock_ticks();
         if self.v2 {
             let us = |k| self.keyed("cpu", "cpu.stat", k).unwrap_or(0);
             (
@@ -349,7 +339,7 @@ impl<'a> Cgroup<'a> {
     fn age(&self) -> Option<f64> {
         let start = crate::state::proc_stat(self.state.pid)?.start_time;
         let uptime = host_uptime()?;
-        Some((uptime - start as f64 / clock_ticks() as f64).max(0.0))
+        Some((uptime - start as f64 / crate::state::clock_ticks() as f64).max(0.0))
     }
 
     /// The host's /proc/stat with the container's CPUs renumbered from 0;
@@ -359,7 +349,7 @@ impl<'a> Cgroup<'a> {
         let cpus = self.cpus()?;
         let n = cpus.len() as u64;
         let (user, system) = self.cpu_ticks();
-        let age_ticks = (self.age().unwrap_or(0.0) * clock_ticks() as f64) as u64;
+        let age_ticks = (self.age().unwrap_or(0.0) * crate::state::clock_ticks() as f64) as u64;
         let idle = (age_ticks * n).saturating_sub(user + system);
         let line =
             |name: &str, u: u64, s: u64, i: u64| format!("{name} {u} 0 {s} {i} 0 0 0 0 0 0\n");
@@ -391,7 +381,7 @@ impl<'a> Cgroup<'a> {
         let n = self
             .cpus()
             .map_or_else(|| parse_cpus(&host_online_cpus()).len(), |c| c.len());
-        let busy = (user + system) as f64 / clock_ticks() as f64;
+        let busy = (user + system) as f64 / crate::state::clock_ticks() as f64;
         let idle = (age * n as f64 - busy).max(0.0);
         Some(format!("{age:.2} {idle:.2}\n"))
     }
