@@ -1042,14 +1042,39 @@ fn top_live_screen_refreshes_sorts_by_key_and_quits_on_q() {
         .spawn()
         .expect("script (util-linux)");
     let mut keys = child.stdin.take().unwrap();
+    // The screen as it comes, read by a thread; each key is sent only once
+    // the screen shows what came before it (a loaded guest starts top late).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let wait_for = |text: &str, screen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !screen.contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => screen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
     use std::io::Write;
-    std::thread::sleep(Duration::from_millis(1500));
+    let shown = wait_for("sorted by cpu", &mut screen);
     keys.write_all(b"m").unwrap();
     keys.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    let resorted = wait_for("sorted by mem", &mut screen);
     keys.write_all(b"q").unwrap();
     keys.flush().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -1057,22 +1082,16 @@ fn top_live_screen_refreshes_sorts_by_key_and_quits_on_q() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("top did not quit on q");
+            panic!("top did not quit on q: {screen:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut screen = String::new();
-    use std::io::Read;
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut screen)
-        .unwrap();
+    // The rest of the screen, up to the end of the pty's output.
+    wait_for("\x1b[?1049l", &mut screen);
+    assert!(shown, "no first screen sorted by cpu: {screen:?}");
+    assert!(resorted, "the m key: {screen:?}");
     assert!(status.success(), "{status:?}: {screen}");
     assert!(screen.contains(&b.id), "{screen}");
-    assert!(screen.contains("sorted by cpu"), "{screen}");
-    assert!(screen.contains("sorted by mem"), "the m key: {screen}");
     // The terminal is given back: the alternate screen left, the cursor shown.
     assert!(screen.ends_with("\x1b[?25h\x1b[?1049l"), "{screen:?}");
 }
