@@ -691,12 +691,21 @@ fn host_sys_stays_read_only() {
     assert!(!text.contains("WROTE"), "{text}");
 }
 
+/// Whether newuidmap is there to run; says SKIP and why when it is not
+/// (`make test` installs it: hack/deps).
+fn newuidmap_installed() -> bool {
+    let installed = Command::new("newuidmap").arg("--help").output().is_ok();
+    if !installed {
+        println!("SKIP: newuidmap is not installed (Debian package uidmap)");
+    }
+    installed
+}
+
 /// More than the user's own id: newuidmap/newgidmap with the user's
 /// /etc/subuid and /etc/subgid range; setgroups stays allowed then.
 #[test]
 fn subordinate_range_through_newuidmap() {
-    if Command::new("newuidmap").arg("--help").output().is_err() {
-        println!("SKIP: newuidmap is not installed (Debian package uidmap)");
+    if !newuidmap_installed() {
         return;
     }
     let user = TestUser::new("subid", true);
@@ -747,8 +756,7 @@ fn subordinate_range_through_newuidmap() {
 /// line and leaves nothing.
 #[test]
 fn range_without_subuid_lines_is_refused() {
-    if Command::new("newuidmap").arg("--help").output().is_err() {
-        println!("SKIP: newuidmap is not installed (Debian package uidmap)");
+    if !newuidmap_installed() {
         return;
     }
     let user = TestUser::new("nosub", false);
