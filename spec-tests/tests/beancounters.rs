@@ -765,21 +765,16 @@ fn pid_names_the_container_of_a_host_process() {
 fn events_report_a_beancounter_when_failcnt_grows() {
     let (mut b, out) = out_bundle(
         "bc-events",
-        // why: `ozz events` counts refusals from the moment it has read its
-        // starting counters, which a slow machine (the TCG guest) may reach
-        // only after one bomb is over: so the shell keeps trying to fork
-        // (each try refused at the limit) until the container is deleted.
-        &format!(
-            "while [ ! -e /out/go ]; do sleep 0.1; done; exec 2>/dev/null; {BOMB}; \
-             while :; do ( b 4 ); done"
-        ),
+        // The bomb waits for /out/go, written once `ozz events` is known
+        // to have read its starting counters (see below).
+        &format!("while [ ! -e /out/go ]; do sleep 0.1; done; exec 2>/dev/null; {BOMB}; b 4"),
     );
     annotate(&mut b, &[("org.openvz.beancounter.numproc", "8")]);
     b.create_and_start();
     let mut child = Command::new(ozz_bin())
         .arg("--root")
         .arg(state_root())
-        .args(["events", "--interval", "1h", &b.id])
+        .args(["events", "--interval", "1s", &b.id])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -793,17 +788,23 @@ fn events_report_a_beancounter_when_failcnt_grows() {
             }
         }
     });
-    // The first stats event comes after an hour; the stream is live once
-    // ozz events has read its starting counters.
-    std::thread::sleep(Duration::from_millis(500));
-    std::fs::write(out.join("go"), "").unwrap();
+    // why: `ozz events` counts refusals from the moment it has read its
+    // starting counters, and all the bomb's refusals come in one burst. A
+    // fixed wait was not enough in a loaded TCG guest (ozz events had not
+    // started when the burst was over); its first stats event is printed
+    // after it has read them, so the bomb starts only then.
+    let mut go_written = false;
     let mut seen = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else {
             continue;
         };
         let event: Value = serde_json::from_str(&line).unwrap();
+        if event["type"] == json!("stats") && !go_written {
+            std::fs::write(out.join("go"), "").unwrap();
+            go_written = true;
+        }
         if event["type"] == json!("beancounter") {
             seen = Some(event);
             break;
@@ -811,6 +812,7 @@ fn events_report_a_beancounter_when_failcnt_grows() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(go_written, "ozz events printed no stats event");
     let event = seen.expect("no beancounter event");
     assert_eq!(event["id"], json!(b.id), "{event}");
     assert_eq!(event["data"]["resource"], json!("numproc"), "{event}");
