@@ -197,6 +197,9 @@ fn memory_cpu_and_uptime_are_the_containers() {
     let free = exec_ok(&b, "free");
     let mem: Vec<&str> = free.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(mem[..2], ["Mem:", "65536"], "{free}");
+    // nproc counts the CPUs of sched_getaffinity(2), which the agent cuts
+    // to the container's.
+    assert_eq!(exec_ok(&b, "nproc"), "1\n");
     let up = exec_ok(&b, "uptime");
     if host_uptime() > 120.0 {
         assert!(up.contains(" up 0 min"), "busybox uptime: {up}");

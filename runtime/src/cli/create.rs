@@ -91,8 +91,8 @@ pub fn create(
     // leaves nothing behind.
     let procview = crate::procview::for_create(&bundle.spec, global)?;
     if let Some(dir) = &procview {
-        let socket = crate::procview::sysinfo::socket_path(dir);
-        bundle.spec = crate::procview::sysinfo::route_to_agent(bundle.spec, &socket)?;
+        let socket = crate::procview::agent::socket_path(dir);
+        bundle.spec = crate::procview::agent::route_to_agent(bundle.spec, &socket)?;
     }
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;

@@ -53,8 +53,8 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     {
         // The procview's server is gone: the process gets the host's
         // sysinfo rather than no exec at all.
-        Some(Err(_)) if crate::procview::sysinfo::routed(&spec) => {
-            spec = crate::procview::sysinfo::unrouted(spec)?;
+        Some(Err(_)) if crate::procview::agent::routed(&spec) => {
+            spec = crate::procview::agent::unrouted(spec)?;
             None
         }
         other => other.transpose()?,

@@ -530,6 +530,18 @@ pub fn sysinfo(state: &ContainerState, loads: &[f64; 3]) -> libc::sysinfo {
     info
 }
 
+/// The CPUs the container may use (cpuset, cut to what its CPU quota
+/// buys), as its cpuinfo lists them; None when that is every host CPU.
+pub fn cpus(state: &ContainerState) -> Option<Vec<usize>> {
+    Cgroup::of(state).cpus()
+}
+
+/// The kernel's nr_cpu_ids: one more than the highest possible CPU.
+pub fn possible_cpus() -> usize {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+    parse_cpus(&list).last().map_or(1, |last| last + 1)
+}
+
 fn host_online_cpus() -> String {
     std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into())
 }
@@ -560,7 +572,7 @@ pub fn task_counts(cgroup: &Path) -> (u64, u64) {
 }
 
 /// A host PID as its own pid namespace numbers it (NSpid's last field).
-fn ns_pid(pid: i32) -> Option<u64> {
+pub fn ns_pid(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
     line.split_whitespace().last()?.parse().ok()

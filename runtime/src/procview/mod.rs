@@ -8,8 +8,8 @@
 //! FUSE protocol itself and mounts with mount(2) as root, so neither
 //! libfuse nor fusermount is needed on the host.
 
+pub mod agent;
 pub mod files;
-pub mod sysinfo;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -362,8 +362,8 @@ pub fn serve(root: &Path, mountpoint: &Path) -> Result<()> {
     let session = fuser::Session::new(view, mountpoint, &config)
         .with_context(|| format!("mount the view on {}", mountpoint.display()))?;
     let background = session.spawn().context("start the view's threads")?;
-    let socket = sysinfo::socket_path(mountpoint);
-    sysinfo::listen(&socket, root.to_path_buf(), loads.clone())?;
+    let socket = agent::socket_path(mountpoint);
+    agent::listen(&socket, root.to_path_buf(), loads.clone())?;
     let sampler_root = root.to_path_buf();
     std::thread::Builder::new()
         .name("loadavg".into())
@@ -452,10 +452,10 @@ fn check_for_create(dir: &Path) -> Result<PathBuf> {
         )
     })?;
     let dir = std::path::absolute(dir).context("the procview's path")?;
-    let socket = sysinfo::socket_path(&dir);
+    let socket = agent::socket_path(&dir);
     if !socket.exists() {
         bail!(
-            "the procview at {} has no sysinfo agent at {} (restart its server)",
+            "the procview at {} has no seccomp agent at {} (restart its server)",
             dir.display(),
             socket.display()
         );

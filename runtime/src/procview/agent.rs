@@ -1,8 +1,10 @@
-//! sysinfo(2) for containers with the view: busybox `free` and `uptime`
-//! take their totals from it, not from /proc. The view's server is the
-//! seccomp agent (linux.seccomp.listenerPath) of a filter create adds for
-//! sysinfo only; it answers each call with the container's numbers,
-//! written into the caller's buffer, and lets every other call through.
+//! The view's seccomp agent: what a container learns from system calls
+//! rather than /proc. busybox `free` and `uptime` take their totals from
+//! sysinfo(2), and `nproc` (busybox's, coreutils', Go's runtime) counts the
+//! CPUs of sched_getaffinity(2). The view's server is the agent
+//! (linux.seccomp.listenerPath) of a filter create adds for those two
+//! calls; it answers each with the container's numbers, written into the
+//! caller's buffer, and lets every other call through.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -13,10 +15,15 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use oci_spec::runtime::Spec;
+
+use crate::state::ContainerState;
 use serde_json::{json, Value};
 
 /// The listenerMetadata that marks the profile create routed.
 const METADATA: &str = "ozz-procview";
+
+/// The calls the agent answers for the container.
+const ROUTED: [&str; 2] = ["sysinfo", "sched_getaffinity"];
 
 /// The agent's socket beside the mountpoint: DIR.sock.
 pub fn socket_path(mountpoint: &Path) -> PathBuf {
@@ -25,14 +32,14 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The bundle's seccomp profile with sysinfo sent to the view's agent,
-/// when the profile lets sysinfo through: with no profile, one allowing
-/// everything else is made. A profile that refuses sysinfo, or that has an
-/// agent of its own (the kernel takes one listener per process), is left
-/// as it is, and sysinfo then shows the host's numbers.
+/// The bundle's seccomp profile with the ROUTED calls it lets through
+/// sent to the view's agent: with no profile, one allowing everything else
+/// is made. A call the profile refuses (or allows only for some arguments)
+/// is left as it is, and so is a profile with an agent of its own (the
+/// kernel takes one listener per process): those calls then show the
+/// host's numbers.
 pub fn route_to_agent(spec: Spec, socket: &Path) -> Result<Spec> {
     let mut config = serde_json::to_value(&spec).context("encode config")?;
-    let rule = json!({"names": ["sysinfo"], "action": "SCMP_ACT_NOTIFY"});
     let agent = json!(socket);
     let linux = config
         .as_object_mut()
@@ -46,7 +53,8 @@ pub fn route_to_agent(spec: Spec, socket: &Path) -> Result<Spec> {
         None | Some(Value::Null) => {
             linux.insert(
                 "seccomp".into(),
-                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule],
+                json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ROUTED, "action": "SCMP_ACT_NOTIFY"}],
                     "listenerPath": agent, "listenerMetadata": METADATA}),
             );
         }
@@ -64,33 +72,40 @@ pub fn route_to_agent(spec: Spec, socket: &Path) -> Result<Spec> {
             let Some(list) = syscalls.as_array_mut() else {
                 return Ok(spec);
             };
-            let names_it = |e: &Value| {
-                e["names"]
-                    .as_array()
-                    .is_some_and(|n| n.iter().any(|n| n == "sysinfo"))
-            };
-            let naming: Vec<usize> = (0..list.len()).filter(|i| names_it(&list[*i])).collect();
             let plain_allow = |e: &Value| {
                 e["action"] == json!("SCMP_ACT_ALLOW")
                     && e["args"].as_array().is_none_or(|a| a.is_empty())
             };
-            match naming.as_slice() {
-                [] if default_allows => {}
-                [i] if plain_allow(&list[*i]) => {
-                    let names = list[*i]["names"].as_array_mut().expect("checked above");
-                    names.retain(|n| n != "sysinfo");
-                    if names.is_empty() {
-                        list.remove(*i);
+            let mut routed = Vec::new();
+            for call in ROUTED {
+                let names_it = |e: &Value| {
+                    e["names"]
+                        .as_array()
+                        .is_some_and(|n| n.iter().any(|n| n == call))
+                };
+                let naming: Vec<usize> = (0..list.len()).filter(|i| names_it(&list[*i])).collect();
+                match naming.as_slice() {
+                    [] if default_allows => {}
+                    [i] if plain_allow(&list[*i]) => {
+                        let names = list[*i]["names"].as_array_mut().expect("checked above");
+                        names.retain(|n| n != call);
+                        if names.is_empty() {
+                            list.remove(*i);
+                        }
                     }
+                    _ => continue,
                 }
-                _ => return Ok(spec),
+                routed.push(call);
             }
-            list.push(rule);
+            if routed.is_empty() {
+                return Ok(spec);
+            }
+            list.push(json!({"names": routed, "action": "SCMP_ACT_NOTIFY"}));
             profile["listenerPath"] = agent;
             profile["listenerMetadata"] = json!(METADATA);
         }
     }
-    serde_json::from_value(config).context("config with the sysinfo agent")
+    serde_json::from_value(config).context("config with the procview's agent")
 }
 
 /// Whether the profile is one create routed to the procview's agent.
@@ -102,8 +117,8 @@ pub fn routed(spec: &Spec) -> bool {
         == Some(METADATA)
 }
 
-/// The routed profile with sysinfo let through again, as it was before
-/// create routed it (a plain allow), and no agent.
+/// The routed profile with the routed calls let through again, as they
+/// were before create routed them (a plain allow), and no agent.
 pub fn unrouted(spec: Spec) -> Result<Spec> {
     let mut config = serde_json::to_value(&spec).context("encode config")?;
     let profile = &mut config["linux"]["seccomp"];
@@ -118,11 +133,11 @@ pub fn unrouted(spec: Spec) -> Result<Spec> {
         profile.remove("listenerPath");
         profile.remove("listenerMetadata");
     }
-    serde_json::from_value(config).context("config without the sysinfo agent")
+    serde_json::from_value(config).context("config without the procview's agent")
 }
 
 /// Listens on `socket` for the notify fds create's processes send, and
-/// answers their sysinfo calls, each fd in a thread of its own until no
+/// answers their routed calls, each fd in a thread of its own until no
 /// process uses its filter.
 pub fn listen(
     socket: &Path,
@@ -133,7 +148,7 @@ pub fn listen(
     let listener =
         UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
     std::thread::Builder::new()
-        .name("sysinfo-agent".into())
+        .name("seccomp-agent".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
                 let Some(fd) = receive_fd(&stream) else {
@@ -141,7 +156,7 @@ pub fn listen(
                 };
                 let (root, loads) = (root.clone(), loads.clone());
                 let _ = std::thread::Builder::new()
-                    .name("sysinfo".into())
+                    .name("seccomp-notify".into())
                     .spawn(move || answer(fd, &root, &loads));
             }
         })
@@ -202,30 +217,62 @@ fn answer(fd: OwnedFd, root: &Path, loads: &Mutex<HashMap<PathBuf, [f64; 3]>>) {
             error: 0,
             flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
         };
-        if req.data.nr == libc::SYS_sysinfo as i32 {
-            if let Some(error) = fill(&fd, &req, root, loads) {
-                resp.flags = 0;
-                resp.error = error;
-            }
+        let reply = match i64::from(req.data.nr) {
+            libc::SYS_sysinfo => fill_sysinfo(&fd, &req, root, loads),
+            libc::SYS_sched_getaffinity => fill_affinity(&fd, &req, root),
+            _ => None,
+        };
+        match reply {
+            Some(Ok(value)) => (resp.flags, resp.val) = (0, value),
+            Some(Err(errno)) => (resp.flags, resp.error) = (0, -errno),
+            None => {}
         }
         // SAFETY: SEND reads the response it is given.
         unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
     }
 }
 
-/// Writes the container's sysinfo into the caller's buffer: Some(0), or
-/// Some(-EFAULT) for a bad buffer; None lets the kernel answer (a caller
-/// in no container of ours).
-fn fill(
+/// What the agent answers for a call: Some(Ok(return value)),
+/// Some(Err(errno)), or None to let the kernel answer (a caller in no
+/// container of ours, or a question about another process).
+type Reply = Option<Result<i64, i32>>;
+
+/// The container of the calling process, found through its cgroup.
+fn caller_container(req: &libc::seccomp_notif, root: &Path) -> Option<ContainerState> {
+    let paths = super::parse_cgroup_paths(
+        &std::fs::read_to_string(format!("/proc/{}/cgroup", req.pid)).ok()?,
+    );
+    crate::state::owner_of(root, &paths)
+}
+
+/// Copies `bytes` to `address` in the caller, if the request is still
+/// alive: its pid is the caller's (not reused) only while it is, so this
+/// is checked after reading the caller's files, before writing.
+fn write_to_caller(fd: &OwnedFd, req: &libc::seccomp_notif, address: u64, bytes: &[u8]) -> Reply {
+    // SAFETY: ID_VALID reads the u64 it is given.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) } < 0 {
+        return None;
+    }
+    let local = [std::io::IoSlice::new(bytes)];
+    let remote = [nix::sys::uio::RemoteIoVec {
+        base: address as usize,
+        len: bytes.len(),
+    }];
+    let pid = nix::unistd::Pid::from_raw(req.pid as i32);
+    match nix::sys::uio::process_vm_writev(pid, &local, &remote) {
+        Ok(n) if n == bytes.len() => Some(Ok(0)),
+        _ => Some(Err(libc::EFAULT)),
+    }
+}
+
+/// sysinfo(info): the container's numbers in the caller's buffer.
+fn fill_sysinfo(
     fd: &OwnedFd,
     req: &libc::seccomp_notif,
     root: &Path,
     loads: &Mutex<HashMap<PathBuf, [f64; 3]>>,
-) -> Option<i32> {
-    let paths = super::parse_cgroup_paths(
-        &std::fs::read_to_string(format!("/proc/{}/cgroup", req.pid)).ok()?,
-    );
-    let state = crate::state::owner_of(root, &paths)?;
+) -> Reply {
+    let state = caller_container(req, root)?;
     let load = loads
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -233,26 +280,51 @@ fn fill(
         .copied()
         .unwrap_or_default();
     let info = super::files::sysinfo(&state, &load);
-    // The pid is still the caller's (not reused) only while the request
-    // is alive: checked after reading its files, before writing.
-    // SAFETY: ID_VALID reads the u64 it is given.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) } < 0 {
+    // SAFETY: a sysinfo is plain integers; all its bytes are readable.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&info as *const libc::sysinfo).cast::<u8>(),
+            std::mem::size_of::<libc::sysinfo>(),
+        )
+    };
+    write_to_caller(fd, req, req.data.args[0], bytes)
+}
+
+/// sched_getaffinity(pid, len, mask) of the caller itself (pid 0 or its
+/// own thread id): its real mask cut to the container's CPUs, so that
+/// nproc counts what cpuinfo lists, and any mask it sets from the answer
+/// is one the kernel accepts. The return value is the bytes written, as
+/// the kernel's: min(len, the size of a kernel cpumask).
+fn fill_affinity(fd: &OwnedFd, req: &libc::seccomp_notif, root: &Path) -> Reply {
+    let [pid, len, address, ..] = req.data.args;
+    let asked = pid as i32;
+    if asked != 0 && super::files::ns_pid(req.pid as i32) != Some(asked as u64) {
         return None;
     }
-    let size = std::mem::size_of::<libc::sysinfo>();
-    let local = [std::io::IoSlice::new(
-        // SAFETY: a sysinfo is plain integers; its bytes are readable.
-        unsafe { std::slice::from_raw_parts((&info as *const libc::sysinfo).cast::<u8>(), size) },
-    )];
-    let remote = [nix::sys::uio::RemoteIoVec {
-        base: req.data.args[0] as usize,
-        len: size,
-    }];
-    let pid = nix::unistd::Pid::from_raw(req.pid as i32);
-    match nix::sys::uio::process_vm_writev(pid, &local, &remote) {
-        Ok(n) if n == size => Some(0),
-        _ => Some(-libc::EFAULT),
+    // Lengths the kernel refuses: it answers them itself (EINVAL).
+    let nr_cpu_ids = super::files::possible_cpus();
+    let len = len as u32 as usize;
+    let word = std::mem::size_of::<libc::c_ulong>();
+    if len * 8 < nr_cpu_ids || !len.is_multiple_of(word) {
+        return None;
     }
+    let cpus = super::files::cpus(&caller_container(req, root)?)?;
+    let real = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(req.pid as i32)).ok()?;
+    let size = len.min(nr_cpu_ids.div_ceil(word * 8) * word);
+    let mut mask = vec![0u8; size];
+    let mut any = false;
+    for cpu in cpus.into_iter().filter(|c| c / 8 < size) {
+        if real.is_set(cpu).unwrap_or(false) {
+            mask[cpu / 8] |= 1 << (cpu % 8);
+            any = true;
+        }
+    }
+    if !any {
+        // Its own mask shares no CPU with the container's count (it was
+        // moved): the truth is the better answer.
+        return None;
+    }
+    write_to_caller(fd, req, address, &mask).map(|r| r.map(|_| size as i64))
 }
 
 #[cfg(test)]
@@ -273,21 +345,33 @@ mod tests {
     }
 
     #[test]
-    fn sysinfo_goes_to_the_agent_only_where_the_profile_allows_it() {
-        let notify = json!({"names": ["sysinfo"], "action": "SCMP_ACT_NOTIFY"});
+    fn routed_calls_go_to_the_agent_only_where_the_profile_allows_them() {
+        let notify = |names: Value| json!({"names": names, "action": "SCMP_ACT_NOTIFY"});
         let p = routed_profile(Value::Null);
         assert_eq!(p["defaultAction"], "SCMP_ACT_ALLOW");
-        assert_eq!(p["syscalls"], json!([notify]));
+        assert_eq!(
+            p["syscalls"],
+            json!([notify(json!(["sysinfo", "sched_getaffinity"]))])
+        );
         assert_eq!(p["listenerPath"], "/run/v.sock");
-        // An allow list naming sysinfo: moved to the notify rule.
+        // An allow list naming sysinfo: moved to the notify rule; an
+        // allow list without sched_getaffinity keeps refusing it.
         let p = routed_profile(json!({"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [{"names": ["read", "sysinfo"], "action": "SCMP_ACT_ALLOW"}]}));
         assert_eq!(p["syscalls"][0]["names"], json!(["read"]));
-        assert_eq!(p["syscalls"][1], notify);
-        // Refused by the profile, or the bundle's own agent: left alone.
+        assert_eq!(p["syscalls"][1], notify(json!(["sysinfo"])));
+        // sysinfo refused by the profile: only sched_getaffinity is routed,
+        // and the refusal stays.
+        let p = routed_profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sysinfo"], "action": "SCMP_ACT_ERRNO"}]}));
+        assert_eq!(p["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(p["syscalls"][1], notify(json!(["sched_getaffinity"])));
+        // Neither allowed, an argument filter, or the bundle's own agent:
+        // left alone.
         for kept in [
             json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
-            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["sysinfo"], "action": "SCMP_ACT_ERRNO"}]}),
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["sysinfo", "sched_getaffinity"],
+                "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}),
             json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a.sock",
                 "syscalls": [{"names": ["open"], "action": "SCMP_ACT_NOTIFY"}]}),
         ] {
@@ -302,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn unrouted_lets_sysinfo_through_without_an_agent() {
+    fn unrouted_lets_the_calls_through_without_an_agent() {
         let out = route_to_agent(spec(Value::Null), Path::new("/run/v.sock")).unwrap();
         assert!(routed(&out));
         let back = serde_json::to_value(unrouted(out).unwrap()).unwrap();
