@@ -716,11 +716,19 @@ pub fn pids(path: &Path) -> Result<Vec<i32>> {
 
 pub fn is_frozen(path: &Path) -> bool {
     let rel = path.strip_prefix("/").unwrap_or(path);
+    // One open and read (no statx for a size hint): `list` asks this of
+    // every container.
+    let read = |file: PathBuf| {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(file)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(|_| text)
+    };
     if is_v2() {
-        std::fs::read_to_string(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze"))
-            .is_ok_and(|s| s.trim() == "1")
+        read(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
     } else {
-        std::fs::read_to_string(
+        read(
             Path::new(CGROUP_ROOT)
                 .join("freezer")
                 .join(rel)

@@ -103,9 +103,6 @@ pub struct StateFile<C> {
     pub cgroup_path: PathBuf,
     #[serde(default)]
     pub systemd_cgroup: bool,
-    /// The bundle's config as it was at create: delete needs its hooks,
-    /// exec its namespaces and process defaults.
-    pub config: C,
     /// Beancounter counters from before a checkpoint (restored containers).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub carried_beancounters: BTreeMap<String, Carried>,
@@ -117,6 +114,10 @@ pub struct StateFile<C> {
     /// none where `cgroup_path` says): nothing of cgroup_path exists.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_cgroup: bool,
+    /// The bundle's config as it was at create: delete needs its hooks,
+    /// exec its namespaces and process defaults. Written last: it is most
+    /// of the file, and `list` stops reading where it begins.
+    pub config: C,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -374,9 +375,7 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
     };
     for entry in entries.into_iter().flatten().flatten() {
         let dir = entry.path();
-        let parsed = fs::read(dir.join(STATE_FILE))
-            .ok()
-            .and_then(|data| serde_json::from_slice::<Listed>(&data).ok());
+        let parsed = read_small(&dir.join(STATE_FILE)).and_then(|data| parse_listed(&data));
         if let Some(listed) = parsed {
             let status = status_of(listed.pid, listed.pid_start_time, &listed.cgroup_path, &dir);
             all.push((listed, status));
@@ -417,6 +416,57 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
     all.sort_by(|a, b| a.0.created.cmp(&b.0.created));
     all.extend(broken);
     Ok(all)
+}
+
+/// A small file's bytes, in one open and read: no statx for a size hint,
+/// which fs::read makes (`list` reads one per container).
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(4096);
+    File::open(path).ok()?.read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
+/// The fields of a state.json that `list` prints: parsed up to the config,
+/// which is most of the file and which list never needs. Files written
+/// before the config was put last have nothing list needs after it.
+fn parse_listed(data: &[u8]) -> Option<Listed> {
+    use serde::de::{DeserializeSeed, MapAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    // why: a visitor that stops at the "config" key. serde_json then
+    // reports the unread rest as an error, so the fields go out through
+    // the slot, not the return value.
+    struct UpToConfig<'a>(&'a mut Option<Listed>);
+    impl<'de> Visitor<'de> for UpToConfig<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a state object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut fields = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "config" {
+                    break;
+                }
+                let value = map.next_value::<Value>()?;
+                fields.insert(key, value);
+            }
+            fields.insert("config".into(), Value::Null);
+            *self.0 = serde_json::from_value(Value::Object(fields)).ok();
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for UpToConfig<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut listed = None;
+    let _ = UpToConfig(&mut listed).deserialize(&mut serde_json::Deserializer::from_slice(data));
+    listed
 }
 
 /// Every container under the root that is not stopped, oldest first.
@@ -561,6 +611,27 @@ mod tests {
         for good in ["a", "web-1", "pod_2.x", "c+d", "0123456789abcdef"] {
             assert!(validate_id(good).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn list_reads_the_fields_before_the_config_only() {
+        let fields = r#""id":"a","pid":7,"pid_start_time":9,"bundle":"/b","rootfs":"/b/r",
+            "created":"t","owner":"root","annotations":{"config":"x"},"cgroup_path":"/c""#;
+        let now = format!(r#"{{{fields},"rootless":true,"config":{{"ociVersion":"1.0.2"}}}}"#);
+        let listed = parse_listed(now.as_bytes()).expect("listed");
+        assert_eq!(
+            (listed.id.as_str(), listed.pid, listed.rootless),
+            ("a", 7, true)
+        );
+        assert_eq!(listed.annotations["config"], "x");
+        // What follows the config is not read, even if it is not JSON.
+        let older = format!(r#"{{{fields},"config":{{}},"rootless":true}}"#);
+        let listed = parse_listed(older.as_bytes()).expect("listed");
+        assert!(!listed.rootless);
+        assert!(parse_listed(format!(r#"{{{fields},"config":garbage"#).as_bytes()).is_some());
+        // A broken field, or a missing one, is not a state.
+        assert!(parse_listed(br#"{"id": garbage"#).is_none());
+        assert!(parse_listed(br#"{"id":"a","config":{}}"#).is_none());
     }
 
     #[test]
