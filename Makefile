@@ -86,7 +86,7 @@ GUEST_RWDIRS := $(CURDIR) /tmp/ozz-guest
 # The podman checks that touch cgroups, again in the cgroup v2 guest (the
 # whole script takes ~15 minutes under TCG; these ~5), then in the same guest
 # rootless podman's checks with a cgroup subtree delegated to its user
-# (--memory, --pids-limit, pause; E2E_RL_V2_ONLY, ~2 minutes). The exit
+# (--memory, --pids-limit, pause; E2E_RL_V2_ONLY, ~3 minutes). The exit
 # status is the first failure's. Exit 77: no guest.
 E2E_V2_ONLY := cgroup|stats|update|pause|pids|beancounter
 E2E_RL_V2_ONLY := ^v2:
