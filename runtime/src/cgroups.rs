@@ -26,7 +26,8 @@ pub fn is_v2() -> bool {
 }
 
 /// The container's cgroup path, always absolute from the hierarchy's root.
-/// No cgroupsPath means `/<id>`, as runc does. With `--systemd-cgroup`,
+/// No cgroupsPath means `/<id>` (for a rootless container on v2, create
+/// takes [`rootless_default_path`] instead). With `--systemd-cgroup`,
 /// `slice:prefix:name` becomes the cgroupfs path systemd would use
 /// (`/a.slice/a-b.slice/prefix-name.scope`); ozz does not talk to systemd.
 pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
@@ -56,6 +57,36 @@ pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
         bail!("cgroupsPath {text:?} must not contain \"..\"");
     }
     Ok(path)
+}
+
+/// A rootless container's cgroup on cgroup v2 when config.json names none
+/// (and `--systemd-cgroup` is off): `<id>` in the parent of the runtime's
+/// own cgroup, where runc's cgroupfs driver puts it (the caller's own
+/// cgroup most likely has processes, so no controller could be enabled
+/// below it). A user whose runtime runs from a leaf of a subtree delegated
+/// to it (rootless podman started there) gets the container's cgroup in
+/// that subtree; anywhere else the parent is not the user's and the
+/// container runs without a cgroup, as before. None when the own cgroup
+/// cannot be read or lies outside the cgroup namespace.
+pub fn rootless_default_path(id: &str) -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    rootless_default_from(&own, id)
+}
+
+fn rootless_default_from(proc_self_cgroup: &str, id: &str) -> Option<PathBuf> {
+    let own = Path::new(
+        proc_self_cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))?,
+    );
+    if !own.is_absolute()
+        || own
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return None;
+    }
+    Some(own.parent().unwrap_or(own).join(id))
 }
 
 fn systemd_to_cgroupfs(text: &str, id: &str) -> Result<PathBuf> {
@@ -848,6 +879,20 @@ mod tests {
         assert_eq!(p(Some("/a/b"), false).unwrap(), PathBuf::from("/a/b"));
         assert_eq!(p(Some("a/b"), false).unwrap(), PathBuf::from("/a/b"));
         assert!(p(Some("/a/../../etc"), false).is_err());
+    }
+
+    #[test]
+    fn rootless_default_is_next_to_the_runtimes_cgroup() {
+        let p = |own| rootless_default_from(own, "c1");
+        assert_eq!(p("0::/deleg/client\n"), Some(PathBuf::from("/deleg/c1")));
+        assert_eq!(
+            p("0::/user.slice/user-1000.slice/session-2.scope\n"),
+            Some(PathBuf::from("/user.slice/user-1000.slice/c1"))
+        );
+        assert_eq!(p("0::/\n"), Some(PathBuf::from("/c1")));
+        // outside the cgroup namespace, or no v2 line (v1)
+        assert_eq!(p("0::/../../x\n"), None);
+        assert_eq!(p("4:memory:/a\n"), None);
     }
 
     #[test]
