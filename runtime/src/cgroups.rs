@@ -26,17 +26,23 @@ pub fn is_v2() -> bool {
 }
 
 /// The container's cgroup path, always absolute from the hierarchy's root.
-/// No cgroupsPath means `/<id>` (for a rootless container on v2, create
-/// takes [`rootless_default_path`] instead). With `--systemd-cgroup`,
+/// No cgroupsPath means `/<id>`, as runc does, or for a `rootless`
+/// container on cgroup v2 without `--systemd-cgroup`, the
+/// [`rootless_default_path`] when there is one. With `--systemd-cgroup`,
 /// `slice:prefix:name` becomes the cgroupfs path systemd would use
 /// (`/a.slice/a-b.slice/prefix-name.scope`); ozz does not talk to systemd.
-pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
+pub fn container_path(spec: &Spec, id: &str, systemd: bool, rootless: bool) -> Result<PathBuf> {
     let configured = spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
         .filter(|p| !p.as_os_str().is_empty());
     let Some(path) = configured else {
+        if rootless && !systemd && is_v2() {
+            if let Some(path) = rootless_default_path(id) {
+                return Ok(path);
+            }
+        }
         return Ok(PathBuf::from("/").join(id));
     };
     let text = path.to_string_lossy();
@@ -68,7 +74,7 @@ pub fn container_path(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
 /// that subtree; anywhere else the parent is not the user's and the
 /// container runs without a cgroup, as before. None when the own cgroup
 /// cannot be read or lies outside the cgroup namespace.
-pub fn rootless_default_path(id: &str) -> Option<PathBuf> {
+fn rootless_default_path(id: &str) -> Option<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     rootless_default_from(&own, id)
 }
@@ -747,17 +753,10 @@ pub fn pids(path: &Path) -> Result<Vec<i32>> {
 
 pub fn is_frozen(path: &Path) -> bool {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    // One open and read (no statx for a size hint): `list` asks this of
-    // every container.
-    let read = |file: PathBuf| {
-        use std::io::Read;
-        let mut text = String::new();
-        std::fs::File::open(file)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map(|_| text)
-    };
+    // (`list` asks this of every container: read_small makes no statx.)
+    let read = |file: PathBuf| crate::state::read_small(&file).unwrap_or_default();
     if is_v2() {
-        read(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        read(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze")).trim_ascii() == b"1"
     } else {
         read(
             Path::new(CGROUP_ROOT)
@@ -765,7 +764,8 @@ pub fn is_frozen(path: &Path) -> bool {
                 .join(rel)
                 .join("freezer.state"),
         )
-        .is_ok_and(|s| s.trim() == "FROZEN")
+        .trim_ascii()
+            == b"FROZEN"
     }
 }
 
@@ -874,7 +874,7 @@ mod tests {
 
     #[test]
     fn paths_are_anchored_at_the_root() {
-        let p = |path, systemd| container_path(&spec_with_path(path), "c1", systemd);
+        let p = |path, systemd| container_path(&spec_with_path(path), "c1", systemd, false);
         assert_eq!(p(None, false).unwrap(), PathBuf::from("/c1"));
         assert_eq!(p(Some("/a/b"), false).unwrap(), PathBuf::from("/a/b"));
         assert_eq!(p(Some("a/b"), false).unwrap(), PathBuf::from("/a/b"));
@@ -897,7 +897,7 @@ mod tests {
 
     #[test]
     fn systemd_slices_expand_like_systemd() {
-        let p = |path| container_path(&spec_with_path(Some(path)), "c1", true);
+        let p = |path| container_path(&spec_with_path(Some(path)), "c1", true, false);
         assert_eq!(
             p("machine.slice:libpod:abc").unwrap(),
             PathBuf::from("/machine.slice/libpod-abc.scope")

@@ -391,7 +391,7 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         })
     };
@@ -460,8 +460,8 @@ fn list_one(entry: &fs::DirEntry) -> Found {
 }
 
 /// A small file's bytes, in one open and read: no statx for a size hint,
-/// which fs::read makes (`list` reads one per container).
-fn read_small(path: &Path) -> Option<Vec<u8>> {
+/// which fs::read makes (`list` reads several per container).
+pub fn read_small(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut data = Vec::with_capacity(4096);
     File::open(path).ok()?.read_to_end(&mut data).ok()?;

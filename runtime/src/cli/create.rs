@@ -137,17 +137,7 @@ fn build(
     let plan = NamespacePlan::from_spec(&spec);
     let rootless =
         crate::rootless::cgroups_rootless(global.rootless.as_deref(), global.systemd_cgroup)?;
-    let mut cgroup_path = cgroups::container_path(&spec, &args.id, global.systemd_cgroup)?;
-    let path_named = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .is_some_and(|p| !p.as_os_str().is_empty());
-    if rootless && !global.systemd_cgroup && !path_named && cgroups::is_v2() {
-        if let Some(path) = cgroups::rootless_default_path(&args.id) {
-            cgroup_path = path;
-        }
-    }
+    let cgroup_path = cgroups::container_path(&spec, &args.id, global.systemd_cgroup, rootless)?;
 
     // The console socket: connect to the caller's, or make our own pair.
     let (console_for_child, console_keep) =

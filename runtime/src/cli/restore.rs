@@ -59,13 +59,15 @@ fn restore(
         None => None,
     };
     let dir = ContainerDir::create(root, &args.id)?;
-    let cgroup_path = match cgroups::container_path(&bundle.spec, &args.id, global.systemd_cgroup) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = dir.destroy();
-            return Err(e);
-        }
-    };
+    // (restore is root's: its state says rootless: false.)
+    let cgroup_path =
+        match cgroups::container_path(&bundle.spec, &args.id, global.systemd_cgroup, false) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = dir.destroy();
+                return Err(e);
+            }
+        };
     let criu_root = dir.path.join(CRIU_ROOT);
     let mut undo = Undo {
         cgroup: None,

@@ -195,7 +195,7 @@ fn check_cpu(
             ));
         }
     }
-    let cgroup = cgroups::container_path(spec, "validate", false).ok();
+    let cgroup = cgroups::container_path(spec, "validate", false, false).ok();
     for (key, parent_file_v2, parent_file_v1, what) in [
         (
             "cpus",
