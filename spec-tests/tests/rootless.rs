@@ -412,6 +412,12 @@ impl RlBundle {
         assert!(out.status.success(), "create: {}", stderr(&out));
     }
 
+    fn create_and_start(&self, user: &TestUser) {
+        self.create_ok(user);
+        let out = user.run(&["start", &self.id]);
+        assert!(out.status.success(), "start: {}", stderr(&out));
+    }
+
     fn state(&self, user: &TestUser) -> Value {
         let out = user.run(&["state", &self.id]);
         assert!(out.status.success(), "state: {}", stderr(&out));
@@ -501,8 +507,7 @@ fn lifecycle_create_start_state_kill_delete() {
 fn exec_joins_the_containers_user_namespace() {
     let user = TestUser::new("exec", false);
     let b = user.bundle("rl-exec", &["sleep", "1000"]);
-    b.create_ok(&user);
-    assert!(user.run(&["start", &b.id]).status.success());
+    b.create_and_start(&user);
     let init = b.state(&user)["pid"].as_i64().unwrap().to_string();
     let out = user.run(&[
         "exec",
@@ -535,8 +540,7 @@ fn exec_joins_the_containers_user_namespace() {
 fn ps_and_kill_all_without_a_cgroup() {
     let user = TestUser::new("ps", false);
     let b = user.bundle("rl-ps", &["sh", "-c", "sleep 1000 & exec sleep 1001"]);
-    b.create_ok(&user);
-    assert!(user.run(&["start", &b.id]).status.success());
+    b.create_and_start(&user);
     let init = b.state(&user)["pid"].as_i64().unwrap();
     // The background sleep shows once the shell has forked it.
     let mut pids: Vec<i64> = Vec::new();
@@ -579,8 +583,7 @@ fn ps_and_kill_all_without_a_cgroup() {
 fn pause_without_a_cgroup_is_refused() {
     let user = TestUser::new("pause", false);
     let b = user.bundle("rl-pause", &["sleep", "1000"]);
-    b.create_ok(&user);
-    assert!(user.run(&["start", &b.id]).status.success());
+    b.create_and_start(&user);
     let out = user.run(&["pause", &b.id]);
     assert!(!out.status.success(), "pause succeeded without a cgroup");
     // (runc 1.1.5 says so on v1; on v2 `freezer not supported: openat2
@@ -792,8 +795,7 @@ fn another_user_cannot_reach_the_containers() {
     let owner = TestUser::new("own", false);
     let other = TestUser::new("oth", false);
     let b = owner.bundle("rl-own", &["sleep", "1000"]);
-    b.create_ok(&owner);
-    assert!(owner.run(&["start", &b.id]).status.success());
+    b.create_and_start(&owner);
     let root = owner.state_root();
     let root = root.to_str().unwrap();
     let out = other.run(&["--root", root, "list"]);
