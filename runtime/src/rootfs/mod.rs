@@ -10,7 +10,10 @@ use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use pathrs::{flags::OpenFlags, InodeType, Root};
+use pathrs::{flags::OpenFlags, InodeType};
+
+mod in_root;
+use in_root::InRoot;
 
 /// A mount's options split the way the kernel wants them.
 #[derive(Debug, PartialEq, Eq)]
@@ -430,8 +433,9 @@ pub struct MountContext<'a> {
 }
 
 pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
-    let open_root =
-        || Root::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()));
+    let open_root = || {
+        InRoot::open(ctx.rootfs).with_context(|| format!("open rootfs {}", ctx.rootfs.display()))
+    };
     let mut root = open_root()?;
     let mounts = spec.mounts().clone().unwrap_or_default();
     let idmap_failures = take_idmap_failures();
@@ -496,7 +500,7 @@ fn fd_path(fd: &impl AsFd) -> PathBuf {
 /// `opened`: the source's detached tree the runtime prepared (an idmapped
 /// one for idmap/ridmap); `idmap_failure`: why the runtime could not.
 fn mount_one(
-    root: &Root,
+    root: &InRoot,
     m: &Mount,
     opened: Option<&std::os::fd::OwnedFd>,
     idmap_failure: Option<&str>,
@@ -682,7 +686,7 @@ fn clean_path(path: &Path) -> PathBuf {
 /// rootfs, dangling ones included (`/etc/x -> ../foo/not/here` gives
 /// `/foo/not/here`, created later), as runc does. The links are read
 /// through the rootfs handle, so none can lead out of it.
-fn resolve_in_root(root: &Root, dest: &Path) -> PathBuf {
+fn resolve_in_root(root: &InRoot, dest: &Path) -> PathBuf {
     use std::collections::VecDeque;
     use std::ffi::OsString;
     let mut todo: VecDeque<OsString> = clean_path(dest)
@@ -701,8 +705,8 @@ fn resolve_in_root(root: &Root, dest: &Path) -> PathBuf {
             continue;
         }
         let next = done.join(&c);
-        match root.readlink(&next) {
-            Ok(target) if links < 40 => {
+        match root.symlink_target(&next) {
+            Some(target) if links < 40 => {
                 links += 1;
                 if target.is_absolute() {
                     done = PathBuf::from("/");
@@ -801,7 +805,7 @@ pub fn create_bind_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<(
         .filter(|m| m.typ().as_deref() == Some("tmpfs"))
         .map(|m| clean_path(m.destination()))
         .collect();
-    let root = Root::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
+    let root = InRoot::open(rootfs).with_context(|| format!("open rootfs {}", rootfs.display()))?;
     for m in &mounts {
         let options = parse_options(m.options().as_deref().unwrap_or(&[]));
         if !(options.is_bind() || m.typ().as_deref() == Some("bind")) {
@@ -832,7 +836,7 @@ pub fn create_bind_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<(
 
 /// The mount point at `dest`, made where missing: a file for a file
 /// bind-mounted, a directory for everything else.
-fn mount_point(root: &Root, dest: &Path, source_is_file: bool) -> Result<pathrs::Handle> {
+fn mount_point(root: &InRoot, dest: &Path, source_is_file: bool) -> Result<pathrs::Handle> {
     if source_is_file {
         ensure_file(root, dest)
     } else {
@@ -841,7 +845,7 @@ fn mount_point(root: &Root, dest: &Path, source_is_file: bool) -> Result<pathrs:
     }
 }
 
-fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
+fn ensure_file(root: &InRoot, dest: &Path) -> Result<pathrs::Handle> {
     if let Ok(handle) = root.resolve(dest) {
         return Ok(handle);
     }
@@ -857,7 +861,7 @@ fn ensure_file(root: &Root, dest: &Path) -> Result<pathrs::Handle> {
 /// namespace; otherwise a tmpfs with the container's own directory of each
 /// v1 hierarchy bound into it, as runc presents v1 to a container.
 fn mount_cgroup(
-    root: &Root,
+    root: &InRoot,
     dest: &Path,
     options: &MountOptions,
     ctx: &MountContext,
@@ -989,7 +993,7 @@ fn mount_attrs(flags: MsFlags) -> u64 {
 /// Binds `source` onto `dest` in the rootfs with `flags` (ro, nosuid, …).
 /// The remount goes through a fresh handle: the old one names the
 /// directory the bind now covers, not the new mount.
-fn bind_with_flags(root: &Root, source: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
+fn bind_with_flags(root: &InRoot, source: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = root.resolve(dest)?;
     mount(
         Some(source),
@@ -1016,7 +1020,7 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
-fn create_default_devices(root: &Root, in_user_ns: bool) -> Result<()> {
+fn create_default_devices(root: &InRoot, in_user_ns: bool) -> Result<()> {
     for (path, major, minor) in DEFAULT_DEVICES {
         make_node(
             root,
@@ -1033,7 +1037,7 @@ fn create_default_devices(root: &Root, in_user_ns: bool) -> Result<()> {
     Ok(())
 }
 
-fn create_dev_symlinks(root: &Root) -> Result<()> {
+fn create_dev_symlinks(root: &InRoot) -> Result<()> {
     let mut links = vec![
         ("/proc/self/fd", "/dev/fd"),
         ("/proc/self/fd/0", "/dev/stdin"),
@@ -1060,7 +1064,7 @@ fn create_dev_symlinks(root: &Root) -> Result<()> {
     Ok(())
 }
 
-fn create_device(root: &Root, device: &LinuxDevice, in_user_ns: bool) -> Result<()> {
+fn create_device(root: &InRoot, device: &LinuxDevice, in_user_ns: bool) -> Result<()> {
     let kind = match device.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
         LinuxDeviceType::B => SFlag::S_IFBLK,
@@ -1083,7 +1087,7 @@ fn create_device(root: &Root, device: &LinuxDevice, in_user_ns: bool) -> Result<
 
 #[allow(clippy::too_many_arguments)]
 fn make_node(
-    root: &Root,
+    root: &InRoot,
     path: &Path,
     kind: SFlag,
     major: u64,
@@ -1482,39 +1486,13 @@ fn open_procfs() -> Result<std::os::fd::OwnedFd> {
 /// openat2(O_WRONLY) of `rel` beneath `dir`, following no symlink and
 /// crossing no mount.
 fn openat2_beneath(dir: std::os::fd::BorrowedFd<'_>, rel: &str) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    const RESOLVE_NO_XDEV: u64 = 0x01;
-    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-    const RESOLVE_BENEATH: u64 = 0x08;
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
-    };
-    let path = std::ffi::CString::new(rel)?;
-    // SAFETY: path is NUL-terminated and how a valid open_how of the size
-    // we pass; the kernel only reads both.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
+    use in_root::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+    Ok(in_root::openat2(
+        dir,
+        std::ffi::OsStr::new(rel),
+        libc::O_WRONLY,
+        RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
+    )?)
 }
 
 #[cfg(test)]
