@@ -150,6 +150,96 @@ pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
     .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
 }
 
+/// A container's limits being set by a forked helper process, while
+/// create goes on with clone3 and the init's mounts.
+///
+/// why: libcgroups' v1 manager finds each of its twelve controllers' mount
+/// point by reading mountinfo and /proc/self/cgroup again through pathrs,
+/// which checks its procfs handle around every read: about 550 system
+/// calls, 1.3 ms, and the init waited for them before it could make its
+/// device nodes (issue 15's trace). The limits go to the cgroup's
+/// directories, which exist before clone3, not to a process, so they can
+/// be set from the start. A process and not a thread: nothing on the path
+/// that forks the container may run threads.
+pub struct LimitsHelper {
+    pid: Option<Pid>,
+    report: std::fs::File,
+}
+
+/// The helper's report when every limit is set (an error's text otherwise).
+const DONE: &str = "\0done";
+
+impl LimitsHelper {
+    /// Forks the helper: it makes the manager, applies `resources` (as
+    /// [`apply`], or [`apply_rootless`]) and exits, its error on the pipe.
+    /// Call while the process is single-threaded.
+    pub fn start(path: &Path, resources: &LinuxResources, rootless: bool) -> Result<Self> {
+        let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("pipe for the cgroup limits")?;
+        // SAFETY: create is single-threaded here (see above), so the child
+        // holds no lock another thread had; it only runs the code below and
+        // leaves by _exit, never returning into the caller.
+        match unsafe { nix::unistd::fork() }.context("fork to set the cgroup limits")? {
+            nix::unistd::ForkResult::Child => {
+                drop(read_end);
+                let outcome = manager(path).and_then(|manager| {
+                    crate::trace::mark("cgroup manager");
+                    if rootless {
+                        apply_rootless(&manager, resources, path)
+                    } else {
+                        apply(&manager, resources, path)
+                    }
+                });
+                let (code, report) = match outcome {
+                    Ok(()) => (0, DONE.to_string()),
+                    Err(err) => (1, format!("{err:#}")),
+                };
+                let mut pipe = std::fs::File::from(write_end);
+                let _ = std::io::Write::write_all(&mut pipe, report.as_bytes());
+                crate::trace::mark("cgroup limits applied");
+                // SAFETY: _exit ends this forked copy at once, without
+                // running the parent's exit handlers or flushing its
+                // buffers a second time.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                // The report ends (EOF) when the helper's end closes.
+                drop(write_end);
+                Ok(LimitsHelper {
+                    pid: Some(child),
+                    report: std::fs::File::from(read_end),
+                })
+            }
+        }
+    }
+
+    /// Waits for the helper: `Ok` once every limit is set, else its error.
+    pub fn wait(mut self) -> Result<()> {
+        let mut report = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.report, &mut report);
+        let pid = self.pid.take().expect("waited once");
+        // The report decides: a caller that ignores SIGCHLD leaves nothing
+        // to reap (ECHILD).
+        let status = nix::sys::wait::waitpid(pid, None);
+        match report.as_str() {
+            DONE => Ok(()),
+            "" => bail!("setting the cgroup limits failed ({status:?})"),
+            reason => bail!("{reason}"),
+        }
+    }
+}
+
+impl Drop for LimitsHelper {
+    /// A create that fails before it waits ends the helper, so nothing it
+    /// started outlives it.
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
 pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
     apply_with(manager, resources, path, false)
 }

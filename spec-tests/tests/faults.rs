@@ -260,6 +260,52 @@ fn a_cgroups_path_naming_a_file_fails_at_once_and_leaves_nothing() {
     assert!(others.is_empty(), "{others:?}");
 }
 
+/// Processes whose command line names `id`: the container's init and
+/// ozz's own forks (they run ozz's command line until the init execs).
+fn processes_naming(id: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(id)
+                .then(|| format!("{}: {cmdline}", e.path().display()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_limit_the_kernel_refuses_fails_create_and_leaves_nothing() {
+    // There is no CPU 1000 here: the kernel refuses the cpuset (EINVAL).
+    // ozz sets the limits beside clone3 and the init's mounts, from a
+    // forked process; its error must still be create's one line, with no
+    // process, cgroup or state left.
+    let mut b = bundle("badcpus", &["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "1000"});
+    let out = b.create(&[]);
+    let left_state = state_root().join(&b.id).exists();
+    let left_cgroups: Vec<PathBuf> = ["cpuset", "memory", "pids", "devices", ""]
+        .iter()
+        .map(|c| b.cgroup_dir(c))
+        .filter(|d| d.join("cgroup.procs").exists())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left_procs = processes_naming(&b.id);
+    while !left_procs.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left_procs = processes_naming(&b.id);
+    }
+    let _ = ozz(&["delete", "-f", &b.id]);
+    rmdir_all(&left_cgroups);
+    assert_one_line_error(&out, "cpuset");
+    assert!(!left_state, "state dir of {} left behind", b.id);
+    assert!(left_cgroups.is_empty(), "{left_cgroups:?}");
+    assert!(left_procs.is_empty(), "{left_procs:?}");
+}
+
 #[test]
 fn a_root_that_is_not_a_directory_is_an_error() {
     let file = std::env::temp_dir().join(unique_id("rootfile"));

@@ -217,8 +217,17 @@ fn build(
         Err(err) => return Err(err),
     };
     crate::trace::mark("cgroup dirs created");
+    // The limits are set beside clone3 and the init's mounts (see
+    // LimitsHelper); the init makes no device node before they are.
+    let mut limits = None;
     if !no_cgroup {
         cgroups::check_not_frozen(&cgroup_path)?;
+        let resources = cgroups::effective_resources(&spec)?;
+        limits = Some(cgroups::LimitsHelper::start(
+            &cgroup_path,
+            &resources,
+            rootless,
+        )?);
     }
     let child_config = ChildConfig {
         kind: ChildKind::Init,
@@ -276,25 +285,18 @@ fn build(
         crate::trace::mark("child released");
 
         // why: while the init mounts its root (the longest step), we record
-        // its pid and set the cgroup's limits: on two CPUs the two run side
-        // by side. The init waits for Proceed again before it makes any
-        // device node: the device rules (v1 applies them as deny-all, then
-        // allows) must be complete by then.
+        // its pid and wait for the cgroup's limits. The init waits for
+        // Proceed again before it makes any device node: the device rules
+        // (v1 applies them as deny-all, then allows) must be complete by
+        // then.
         state.pid_start_time = state::proc_stat(child.pid)
             .map(|s| s.start_time)
             .context("the container process exited during setup")?;
         (recovery.pid, recovery.pid_start_time) = (child.pid, state.pid_start_time);
         dir.save_recovery(&recovery)?;
-        if !no_cgroup {
-            let manager = cgroups::manager(&cgroup_path)?;
-            crate::trace::mark("cgroup manager");
-            let resources = cgroups::effective_resources(&state.config)?;
-            if rootless {
-                cgroups::apply_rootless(&manager, &resources, &state.cgroup_path)?;
-            } else {
-                cgroups::apply(&manager, &resources, &state.cgroup_path)?;
-            }
-            crate::trace::mark("cgroup limits applied");
+        if let Some(limits) = limits.take() {
+            limits.wait()?;
+            crate::trace::mark("cgroup limits awaited (parent)");
         }
         // A child that failed meanwhile has sent why and exited: the send
         // then fails, and the expect below reads its reason.
