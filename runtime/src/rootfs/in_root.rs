@@ -111,6 +111,17 @@ impl InRoot {
         }
     }
 
+    /// Whether `path` resolves (symlinks followed) inside the root: a plain
+    /// miss is answered without pathrs's error.
+    pub fn exists(&self, path: impl AsRef<Path>) -> bool {
+        let path = path.as_ref();
+        match self.lookup(path, libc::O_PATH) {
+            Ok(_) => true,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => false,
+            Err(_) => self.0.resolve(path).is_ok(),
+        }
+    }
+
     /// As [`Root::resolve_nofollow`].
     pub fn resolve_nofollow(&self, path: impl AsRef<Path>) -> Result<Handle, pathrs::error::Error> {
         let path = path.as_ref();
@@ -184,21 +195,24 @@ impl InRoot {
         )
     }
 
-    /// As [`Root::remove_file`], for callers that ignore a missing file.
-    pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<(), pathrs::error::Error> {
+    /// Removes the non-directory at `path` if there is one, as
+    /// [`Root::remove_file`] would; a missing one is no error, and the
+    /// callers (who make a node or link there next) need no other.
+    pub fn remove_file_if_any(&self, path: impl AsRef<Path>) {
         let path = path.as_ref();
         if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            if let Ok(dir) = self.lookup(parent, libc::O_PATH | libc::O_DIRECTORY) {
-                if let Ok(name_c) = CString::new(name.as_bytes()) {
-                    // SAFETY: name_c is NUL-terminated; dir is an open directory.
-                    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name_c.as_ptr(), 0) };
-                    if rc == 0 {
-                        return Ok(());
-                    }
+            if let (Ok(dir), Ok(name_c)) = (
+                self.lookup(parent, libc::O_PATH | libc::O_DIRECTORY),
+                CString::new(name.as_bytes()),
+            ) {
+                // SAFETY: name_c is NUL-terminated; dir is an open directory.
+                let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name_c.as_ptr(), 0) };
+                if rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+                    return;
                 }
             }
         }
-        self.0.remove_file(path)
+        let _ = self.0.remove_file(path);
     }
 }
 
@@ -257,6 +271,9 @@ mod tests {
         );
         // `..` past the root stays at the root: "outside" is not there.
         assert!(root.resolve(Path::new("/up")).is_err());
+        assert!(!root.exists("/up"));
+        assert!(root.exists("/abs"));
+        assert!(!root.exists("/etc/missing"));
         assert_eq!(
             root.symlink_target(Path::new("/abs")),
             Some(PathBuf::from("/etc"))
@@ -293,9 +310,15 @@ mod tests {
         // A file on the way is an error (from pathrs).
         std::fs::write(rootfs.join("file"), b"").unwrap();
         assert!(root.mkdir_all(Path::new("/file/x"), &perm).is_err());
-        root.remove_file(Path::new("/file")).unwrap();
+        root.remove_file_if_any(Path::new("/file"));
         assert!(!rootfs.join("file").exists());
-        assert!(root.remove_file(Path::new("/file")).is_err());
+        root.remove_file_if_any(Path::new("/file"));
+        // Never a directory, never through a symlink out of the root.
+        root.remove_file_if_any(Path::new("/dev"));
+        assert!(rootfs.join("dev/pts").is_dir());
+        std::fs::write(dir.join("outside/victim"), b"").unwrap();
+        root.remove_file_if_any(Path::new("/esc/victim"));
+        assert!(dir.join("outside/victim").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

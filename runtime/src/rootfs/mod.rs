@@ -1,7 +1,8 @@
 //! The container's filesystem view: propagation, the bundle's mounts, /dev,
 //! pivot_root, masked and read-only paths. Destinations are resolved inside
-//! the rootfs through file descriptors (libpathrs), so a symlink planted in
-//! the image can never send a mount out to the host.
+//! the rootfs through file descriptors (`in_root`: the kernel's scoped
+//! lookup, libpathrs for the rest), so a symlink planted in the image can
+//! never send a mount out to the host.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -543,7 +544,7 @@ fn mount_one(
                 .map(|s| !s.is_dir())
                 .unwrap_or(false),
         };
-    let existed = root.resolve(dest).is_ok();
+    let existed = root.exists(dest);
     let target = mount_point(root, dest, source_is_file)?;
     let target_path = fd_path(&target);
     // The same check on where the destination really is, symlinks resolved.
@@ -816,7 +817,7 @@ pub fn create_bind_points(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<(
             continue;
         }
         let dest = resolve_in_root(&root, m.destination());
-        if root.resolve(&dest).is_ok() {
+        if root.exists(&dest) {
             continue;
         }
         let source = m.source().clone().unwrap_or_default();
@@ -1051,7 +1052,7 @@ fn create_dev_symlinks(root: &InRoot) -> Result<()> {
     for (target, link) in links {
         if link == "/dev/ptmx" {
             // A devpts mount provides pts/ptmx; replace any node the image has.
-            let _ = root.remove_file(link);
+            root.remove_file_if_any(link);
         }
         match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
             Ok(()) => {}
@@ -1099,7 +1100,7 @@ fn make_node(
     if let Some(parent) = path.parent() {
         root.mkdir_all(parent, &perm(0o755))?;
     }
-    let _ = root.remove_file(path);
+    root.remove_file_if_any(path);
     if in_user_ns {
         // mknod is refused in a user namespace: bind the host's node instead.
         root.create_file(path, OpenFlags::O_CREAT | OpenFlags::O_WRONLY, &perm(0o644))?;

@@ -236,7 +236,7 @@ pub fn fork_child(config: &ChildConfig) -> Result<Child> {
     }
     // why: the container's user namespace may not be allowed to reach a
     // bind source the runtime can (runc and crun open them first too).
-    // Idmapped mounts are prepared here in every case (rootfs.rs), before
+    // Idmapped mounts are prepared here in every case (rootfs/), before
     // the namespaces joined by path: the user namespace lent to them is
     // made by a short-lived child of ours, which must not be born in the
     // container's pid or time namespace.
