@@ -25,7 +25,7 @@ use std::ffi::{CString, OsStr};
 use std::io;
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -178,14 +178,13 @@ impl InRoot {
             return Err(err);
         }
         let parent = self.mkdir_all_plain(parent, mode)?;
-        let name_c = CString::new(name.as_bytes())?;
-        // SAFETY: name_c is NUL-terminated; parent is an open directory.
-        let made = unsafe { libc::mkdirat(parent.as_raw_fd(), name_c.as_ptr(), mode) };
-        if made < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e);
-            }
+        match nix::sys::stat::mkdirat(
+            Some(parent.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(mode),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
         }
         openat2(
             parent.as_fd(),
@@ -201,14 +200,11 @@ impl InRoot {
     pub fn remove_file_if_any(&self, path: impl AsRef<Path>) {
         let path = path.as_ref();
         if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            if let (Ok(dir), Ok(name_c)) = (
-                self.lookup(parent, libc::O_PATH | libc::O_DIRECTORY),
-                CString::new(name.as_bytes()),
-            ) {
-                // SAFETY: name_c is NUL-terminated; dir is an open directory.
-                let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name_c.as_ptr(), 0) };
-                if rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
-                    return;
+            if let Ok(dir) = self.lookup(parent, libc::O_PATH | libc::O_DIRECTORY) {
+                let flag = nix::unistd::UnlinkatFlags::NoRemoveDir;
+                match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, flag) {
+                    Ok(()) | Err(nix::errno::Errno::ENOENT) => return,
+                    Err(_) => {}
                 }
             }
         }
@@ -219,20 +215,9 @@ impl InRoot {
 /// readlinkat(fd, ""): the target of the symlink `fd` (an O_PATH
 /// descriptor of it); `None` if it is not a symlink.
 fn read_link_fd(fd: BorrowedFd<'_>) -> Option<PathBuf> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: buf is writable for its whole length, the path is an empty
-    // NUL-terminated string.
-    let len = unsafe {
-        libc::readlinkat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let len = usize::try_from(len).ok()?;
-    buf.truncate(len);
-    Some(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+    nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+        .ok()
+        .map(PathBuf::from)
 }
 
 #[cfg(test)]
