@@ -16,6 +16,9 @@ struct OzzCopy {
     original: Vec<u8>,
     /// OZZ_EXE_SEAL for every invocation (None: the default, auto).
     seal: Option<&'static str>,
+    /// Run every invocation from a read-only bind mount of the copy, made in
+    /// a private mount namespace of its own (nothing is left on the host).
+    read_only_mount: bool,
 }
 
 impl OzzCopy {
@@ -39,11 +42,20 @@ impl OzzCopy {
             path,
             original,
             seal: None,
+            read_only_mount: false,
         }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.path);
+        let mut cmd = if self.read_only_mount {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount -o bind,ro "$0" "$0" && exec "$0" "$@""#)
+                .arg(&self.path);
+            cmd
+        } else {
+            Command::new(&self.path)
+        };
         cmd.arg("--root").arg(state_root()).args(args);
         cmd.stdin(Stdio::null());
         if let Some(seal) = self.seal {
@@ -265,6 +277,110 @@ fn shebang_attack(seal: &'static str) {
         );
         assert!(log.contains("loop-done"), "[{seal}] {log}");
     }
+    ozz.assert_unchanged();
+}
+
+/// The holder of CVE-2019-5736's second step, run in a created container
+/// whose pid 1 is still the runtime: it keeps the runtime's binary open
+/// through /proc/1/exe, waits until the container has started (pid 1 became
+/// busybox, so the runtime's file is no longer busy), then reopens it for
+/// writing through its descriptor, as the exploit does.
+const EXE_HOLDER: &str = r#"
+exec 9</proc/1/exe || exit 1
+readlink /proc/1/exe > /tmp/exe.tmp; mv /tmp/exe.tmp /tmp/exe
+while [ "$(readlink /proc/1/exe)" != /bin/busybox ]; do sleep 0.05; done
+if (echo pwned > /proc/self/fd/9) 2>/tmp/err; then r=WROTE; else r=refused; fi
+echo "$r $(cat /tmp/err)" > /tmp/result.tmp; mv /tmp/result.tmp /tmp/result
+exec sleep 100
+"#;
+
+/// Reads `path` in the container until it exists (10 s at most), with the
+/// suite's own binary: the copy may be the one the attack broke.
+fn read_when_there(id: &str, path: &str) -> String {
+    for _ in 0..200 {
+        let out = ozz(&["exec", id, "cat", path]);
+        if out.status.success() {
+            return stdout(&out);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{path} never appeared in the container");
+}
+
+/// A container cannot write the runtime's binary: not while the runtime
+/// waits as its pid 1, nor through a descriptor kept until the runtime is
+/// gone. On a writable filesystem ozz runs from a sealed view of its binary;
+/// on a read-only mount it runs the binary itself, without the re-exec.
+#[test]
+fn cve_2019_5736_binary_held_across_start() {
+    exe_holder_attack(false);
+    exe_holder_attack(true);
+}
+
+fn exe_holder_attack(read_only_mount: bool) {
+    let tag = if read_only_mount { "ro-mount" } else { "rw" };
+    let mut ozz = OzzCopy::new(&format!("holder-{tag}"));
+    ozz.read_only_mount = read_only_mount;
+    if is_ozz() && read_only_mount {
+        // The trace shows which way the command went.
+        let b = bundle("cve-5736-ro-trace", &["true"]);
+        b.write();
+        let out = ozz
+            .cmd(&["run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+            .env("OZZ_TRACE", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "run: {}", stderr(&out));
+        let trace = stderr(&out);
+        assert!(
+            trace.contains("seal: already protected, no re-exec")
+                && !trace.contains("seal: re-exec"),
+            "a binary on a read-only mount should run without the re-exec:\n{trace}"
+        );
+    }
+    let mut b = bundle(&format!("cve-5736-{tag}"), &["sleep", "100"]);
+    b.add_caps(&["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
+    add_tmpfs(&mut b, "/tmp");
+    b.write();
+    let status = ozz
+        .cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "create with the ozz copy failed");
+    // The holder keeps whatever stdio it gets: not our pipes.
+    let status = ozz
+        .cmd(&["exec", "--detach", &b.id, "sh", "-c", EXE_HOLDER])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "exec --detach with the ozz copy failed");
+    let exe = read_when_there(&b.id, "/tmp/exe");
+    if is_ozz() {
+        // pid 1 runs the copy's own file, not a re-executed view of it (an
+        // overlayfs view has its own st_dev, a memfd is another file).
+        use std::os::unix::fs::MetadataExt;
+        let state: serde_json::Value =
+            serde_json::from_str(&stdout(&ozz.run(&["state", &b.id]))).unwrap();
+        let pid = state["pid"].as_i64().unwrap();
+        let running = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+        let copy = std::fs::metadata(&ozz.path).unwrap();
+        assert_eq!(
+            (running.dev(), running.ino()) == (copy.dev(), copy.ino()),
+            read_only_mount,
+            "[{tag}] pid 1 should run the binary itself only from a read-only mount"
+        );
+    }
+    let out = ozz.run(&["start", &b.id]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    let result = read_when_there(&b.id, "/tmp/result");
+    eprintln!(
+        "[{tag}] pid 1 ran {}; reopening it for writing: {result}",
+        exe.trim()
+    );
+    assert!(result.starts_with("refused"), "[{tag}] {result}");
     ozz.assert_unchanged();
 }
 

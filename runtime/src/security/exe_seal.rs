@@ -39,12 +39,27 @@
 //!    there. Writes fail with `EPERM`/`ETXTBSY`; it costs one copy of the
 //!    binary in memory per invocation.
 //!
+//! 3. **No re-exec at all when the binary already sits on a read-only
+//!    mount** (an immutable `/usr`, a read-only bind mount such as a Nix
+//!    store, a dm-verity image): `/proc/<pid>/exe` then names that mount, and
+//!    every write-open through it fails with `EROFS`. Only the mount's own
+//!    read-only flag counts (asked of the kernel with `statmount`, Linux
+//!    6.8): a read-only *superblock* under a writable mount could be
+//!    reconfigured through another mount of it. Clearing the flag takes
+//!    `CAP_SYS_ADMIN` over the mount namespace that holds the mount; a
+//!    container has its own namespace, and the kernel refuses to remount, set
+//!    attributes on, or clone (`open_tree`) a mount of another namespace, so
+//!    nothing reachable from the container can make the binary writable. This
+//!    saves the re-exec's whole cost (a second exec of the runtime).
+//!
 //! The re-executed process knows it is done when both the [`SEALED_ENV`]
 //! marker is present (we set it) *and* `/proc/self/exe` really is a sealed
 //! view (read-only overlayfs, or a memfd carrying the write seals). The marker
 //! alone cannot be trusted (anyone can set an environment variable) and is
 //! only there to stop a re-exec loop: marker present but binary unsealed is
-//! an error, never a silent unprotected run. The marker is removed from the
+//! an error, never a silent unprotected run. A binary that already runs from
+//! a protected view without the marker (a read-only mount, or a view someone
+//! else sealed) is used as it is. The marker is removed from the
 //! environment straight away so it never reaches hooks or container processes.
 //!
 //! Every descriptor created here is `O_CLOEXEC`; `execveat` with
@@ -120,6 +135,8 @@ pub enum SealKind {
     ReadOnlyOverlay,
     /// memfd carrying the write/grow/shrink seals.
     SealedMemfd,
+    /// Any file on a mount whose own read-only flag is set.
+    ReadOnlyMount,
 }
 
 impl SealKind {
@@ -128,6 +145,7 @@ impl SealKind {
         match self {
             SealKind::ReadOnlyOverlay => "overlay",
             SealKind::SealedMemfd => "memfd",
+            SealKind::ReadOnlyMount => "ro-mount",
         }
     }
 }
@@ -175,7 +193,11 @@ pub fn reexec_sealed_with(strategy: Strategy) -> Result<()> {
     let current = self_exe_seal_kind().context("inspect /proc/self/exe")?;
     match decide(marker, current) {
         Decision::AlreadySealed => {
-            crate::trace::mark("seal: verified");
+            if marker {
+                crate::trace::mark("seal: verified");
+            } else {
+                crate::trace::mark("seal: already protected, no re-exec");
+            }
             VERIFIED.store(true, Ordering::Relaxed);
             return Ok(());
         }
@@ -198,6 +220,7 @@ pub fn reexec_sealed_with(strategy: Strategy) -> Result<()> {
         let view = match kind {
             SealKind::ReadOnlyOverlay => overlay_view(&exe),
             SealKind::SealedMemfd => sealed_memfd_copy(&exe),
+            SealKind::ReadOnlyMount => unreachable!("not a view ozz builds"),
         };
         match view {
             Ok(fd) => {
@@ -226,13 +249,14 @@ enum Decision {
     Refuse,
 }
 
-/// Marker *and* a sealed binary mean done; a marker on an unsealed binary is
-/// either spoofed or a failed seal, and re-executing again could loop.
+/// A protected binary is done, with or without the marker; a marker on an
+/// unprotected binary is either spoofed or a failed seal, and re-executing
+/// again could loop.
 fn decide(marker: bool, current: Option<SealKind>) -> Decision {
     match (marker, current) {
-        (true, Some(_)) => Decision::AlreadySealed,
+        (_, Some(_)) => Decision::AlreadySealed,
         (true, None) => Decision::Refuse,
-        (false, _) => Decision::Reexec,
+        (false, None) => Decision::Reexec,
     }
 }
 
@@ -244,7 +268,8 @@ fn candidates(strategy: Strategy) -> &'static [SealKind] {
     }
 }
 
-/// Classifies an open file: sealed memfd, read-only overlayfs, or neither.
+/// Classifies an open file: sealed memfd, read-only overlayfs, a file on a
+/// read-only mount, or none of them.
 fn seal_kind(fd: BorrowedFd<'_>) -> io::Result<Option<SealKind>> {
     // SAFETY: F_GET_SEALS only reads the seal set of a valid open descriptor.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
@@ -256,12 +281,82 @@ fn seal_kind(fd: BorrowedFd<'_>) -> io::Result<Option<SealKind>> {
     if err.raw_os_error() != Some(libc::EINVAL) {
         return Err(err);
     }
-    if fstatfs(fd)?.f_type != libc::OVERLAYFS_SUPER_MAGIC {
+    // ST_RDONLY covers both a read-only mount and a read-only superblock.
+    if fstatvfs(fd)?.f_flag & libc::ST_RDONLY == 0 {
         return Ok(None);
     }
-    // ST_RDONLY covers both a read-only mount and a read-only superblock.
-    let read_only = fstatvfs(fd)?.f_flag & libc::ST_RDONLY != 0;
-    Ok(read_only.then_some(SealKind::ReadOnlyOverlay))
+    if fstatfs(fd)?.f_type == libc::OVERLAYFS_SUPER_MAGIC {
+        return Ok(Some(SealKind::ReadOnlyOverlay));
+    }
+    Ok(mount_flag_read_only(fd)?.then_some(SealKind::ReadOnlyMount))
+}
+
+/// statmount(2), Linux 6.8 (not in every libc crate's table yet).
+const SYS_STATMOUNT: libc::c_long = 457;
+/// statmount's request mask bit for the mount's basic fields (`mnt_attr`).
+const STATMOUNT_MNT_BASIC: u64 = 0x2;
+/// Size of `struct mnt_id_req`, version 0.
+const MNT_ID_REQ_SIZE_VER0: u32 = 24;
+/// Byte offsets of `mnt_id` and `mnt_attr` in `struct statmount`
+/// (include/uapi/linux/mount.h).
+const STATMOUNT_MNT_ID_OFFSET: usize = 40;
+const STATMOUNT_MNT_ATTR_OFFSET: usize = 64;
+
+/// Whether the mount `fd` was opened through carries its own read-only flag
+/// (not merely a read-only superblock). False where the kernel cannot say
+/// (before 6.8): the caller then re-executes, as it always did.
+fn mount_flag_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the path is a NUL-terminated empty string (AT_EMPTY_PATH: the
+    // descriptor itself) and stx points to writable memory the size of
+    // struct statx.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID_UNIQUE,
+            stx.as_mut_ptr(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statx succeeded, so it filled stx (and it was zeroed before).
+    let stx = unsafe { stx.assume_init() };
+    if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
+        return Ok(false);
+    }
+    // struct mnt_id_req: size and a spare u32, the mount, what to report.
+    let req = [
+        u64::from(MNT_ID_REQ_SIZE_VER0),
+        stx.stx_mnt_id,
+        STATMOUNT_MNT_BASIC,
+    ];
+    // A u64 array keeps the buffer aligned as struct statmount wants; its
+    // fixed part is 512 bytes, and no strings are asked for.
+    let mut buf = [0u64; 128];
+    // SAFETY: req is a valid struct mnt_id_req (version 0 layout) and buf a
+    // writable buffer of the size passed; statmount touches nothing else.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            req.as_ptr(),
+            buf.as_mut_ptr(),
+            std::mem::size_of_val(&buf),
+            0,
+        )
+    };
+    if rc < 0 {
+        // No statmount, or a mount outside our namespace: not known to be
+        // read-only, so the caller re-executes.
+        return Ok(false);
+    }
+    let (mask, mnt_id) = (buf[1], buf[STATMOUNT_MNT_ID_OFFSET / 8]);
+    let mnt_attr = buf[STATMOUNT_MNT_ATTR_OFFSET / 8];
+    Ok(mask & STATMOUNT_MNT_BASIC != 0
+        && mnt_id == stx.stx_mnt_id
+        && mnt_attr & u64::from(MOUNT_ATTR_RDONLY) != 0)
 }
 
 fn open_self_exe() -> io::Result<File> {
@@ -611,11 +706,15 @@ mod tests {
         );
         assert_eq!(decide(true, None), Decision::Refuse);
         assert_eq!(decide(false, None), Decision::Reexec);
-        // A sealed view without our marker is re-sealed rather than trusted.
-        assert_eq!(
-            decide(false, Some(SealKind::ReadOnlyOverlay)),
-            Decision::Reexec
-        );
+        // A binary on a read-only mount, or in a view someone else sealed,
+        // cannot be written through /proc/PID/exe: no re-exec needed.
+        for kind in [
+            SealKind::ReadOnlyMount,
+            SealKind::ReadOnlyOverlay,
+            SealKind::SealedMemfd,
+        ] {
+            assert_eq!(decide(false, Some(kind)), Decision::AlreadySealed);
+        }
     }
 
     #[test]
@@ -675,6 +774,7 @@ mod tests {
         // The test binary sits on a writable filesystem.
         assert_eq!(seal_kind(exe.as_fd()).unwrap(), None);
         assert_eq!(self_exe_seal_kind().unwrap(), None);
+        assert!(!mount_flag_read_only(exe.as_fd()).unwrap());
     }
 
     #[test]
