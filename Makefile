@@ -6,16 +6,29 @@ CARGO ?= cargo
 # explicit --target leave build scripts and proc-macros alone.
 TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+# The functions `run` executes are linked together (hack/link-ordered, from
+# the list hack/hot-functions.txt; v0 mangling keeps generic instances apart
+# in it): the kernel maps text in 64 KB windows, and scattered hot code put
+# nearly the whole binary in RSS. `make hot-functions` remakes the list.
+ORDER_RUSTFLAGS := -C symbol-mangling-version=v0 -C linker=$(CURDIR)/hack/link-ordered
 OZZ := $(CURDIR)/target/$(TARGET)/release/ozz
 DEMO_DIR := $(CURDIR)/target/demo
 
-.PHONY: all build deps test unit spec faults e2e-podman-rootless test-v2 test-checkpoint-v2 e2e-checkpoint-v2 lint demo bench bench-v2 migrate-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-cri e2e-cri-v2 e2e-docker e2e-docker-v2
+.PHONY: all build hot-functions deps test unit spec faults e2e-podman-rootless test-v2 test-checkpoint-v2 e2e-checkpoint-v2 lint demo bench bench-v2 migrate-v2 clean e2e-podman e2e-containerd e2e-podman-v2 e2e-containerd-v2 e2e-cri e2e-cri-v2 e2e-docker e2e-docker-v2
 
 all: build
 
 build:
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release -p ozz --target $(TARGET)
+	RUSTFLAGS="$(STATIC_RUSTFLAGS) $(ORDER_RUSTFLAGS)" $(CARGO) build --release -p ozz --target $(TARGET)
 	install -D -m 755 $(OZZ) target/release/ozz
+
+# Traces which functions `ozz run` executes (an unstripped build of the same
+# code, under ptrace) and rewrites hack/hot-functions.txt. Needs root. Not
+# part of `make test`: run it when the hot path changed much.
+hot-functions:
+	RUSTFLAGS="$(STATIC_RUSTFLAGS) $(ORDER_RUSTFLAGS) -C strip=none" CARGO_TARGET_DIR=$(CURDIR)/target/hot \
+		$(CARGO) build --release -p ozz --target $(TARGET)
+	hack/hot-functions --ozz target/hot/$(TARGET)/release/ozz --out hack/hot-functions.txt
 
 deps:
 	hack/deps
