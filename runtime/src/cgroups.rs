@@ -589,32 +589,21 @@ pub struct V1Hierarchies {
 
 impl V1Hierarchies {
     pub fn read() -> Result<Self> {
-        let mountinfo =
-            std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+        let mountinfo = crate::mountinfo::read().context("read mountinfo")?;
         let mut found = V1Hierarchies {
             controllers: Vec::new(),
             systemd: None,
             unified: None,
         };
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let Some(point) = pre.split(' ').nth(4).map(PathBuf::from) else {
-                continue;
-            };
-            let mut post = post.split(' ');
-            let fs_type = post.next();
-            let super_options = post.nth(1).unwrap_or_default();
-            match fs_type {
-                Some("cgroup2") => found.unified = found.unified.or(Some(point)),
-                Some("cgroup") if super_options.split(',').any(|o| o == "name=systemd") => {
+        for mount in crate::mountinfo::mounts(&mountinfo) {
+            let point = mount.mount_point();
+            match mount.fs_type {
+                "cgroup2" => found.unified = found.unified.or(Some(point)),
+                "cgroup" if mount.super_options().any(|o| o == "name=systemd") => {
                     found.systemd = found.systemd.or(Some(point))
                 }
-                Some("cgroup")
-                    if super_options
-                        .split(',')
-                        .any(|o| V1_CONTROLLERS.contains(&o))
+                "cgroup"
+                    if mount.super_options().any(|o| V1_CONTROLLERS.contains(&o))
                         && !found.controllers.contains(&point) =>
                 {
                     found.controllers.push(point)

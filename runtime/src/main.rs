@@ -13,6 +13,7 @@ mod hooks;
 mod idmap;
 mod log;
 mod mount_api;
+mod mountinfo;
 mod namespaces;
 mod process;
 mod procview;

@@ -418,21 +418,16 @@ pub fn is_view(dir: &Path) -> bool {
             Err(_) => return false,
         },
     };
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(mountinfo) = crate::mountinfo::read() else {
         return false;
     };
     // The last mount on the point is the one seen there.
-    mountinfo
-        .lines()
+    let mounts: Vec<_> = crate::mountinfo::mounts(&mountinfo).collect();
+    mounts
+        .iter()
         .rev()
-        .find_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let mp = pre.split(' ').nth(4)?;
-            let mut post = post.split(' ');
-            let (fstype, source) = (post.next()?, post.next()?);
-            (Path::new(mp) == dir).then_some(fstype == "fuse" && source == FS_NAME)
-        })
-        .unwrap_or(false)
+        .find(|m| m.mount_point() == dir)
+        .is_some_and(|m| m.fs_type == "fuse" && m.source == FS_NAME)
 }
 
 /// The view's directory a container asking for it will get its files from:

@@ -224,25 +224,16 @@ fn bind_rootfs(rootfs: &Path) -> Result<()> {
 }
 
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
     let mut best: Option<(PathBuf, bool)> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(mount_point) = fields.get(4) else {
-            continue;
-        };
-        let mp = PathBuf::from(unescape_mountinfo(mount_point));
+    for mount in crate::mountinfo::mounts(&mountinfo) {
+        let mp = mount.mount_point();
         if rootfs.starts_with(&mp)
             && best
                 .as_ref()
                 .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
         {
-            let shared = fields
-                .iter()
-                .skip(6)
-                .take_while(|f| **f != "-")
-                .any(|f| f.starts_with("shared:"));
-            best = Some((mp, shared));
+            best = Some((mp, mount.is_shared()));
         }
     }
     if let Some((mp, true)) = best {
@@ -256,13 +247,6 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         .with_context(|| format!("make {} private", mp.display()))?;
     }
     Ok(())
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// Bind sources opened by the runtime before the child entered its user
@@ -908,19 +892,12 @@ fn mount_cgroup(
     // and two mounts (about half the time with 11 hierarchies).
     let tmpfs = root.resolve(dest)?;
     let attrs = mount_attrs(options.flags & (base | MsFlags::MS_RDONLY));
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post_fields = post.split(' ');
-        if post_fields.next() != Some("cgroup") {
+    let mountinfo = crate::mountinfo::read().unwrap_or_default();
+    for mount in crate::mountinfo::mounts(&mountinfo) {
+        if mount.fs_type != "cgroup" {
             continue;
         }
-        let Some(mount_point) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
+        let mount_point = mount.mount_point();
         let Some(name) = mount_point.file_name().map(|n| n.to_os_string()) else {
             continue;
         };
@@ -1198,19 +1175,12 @@ pub fn enter(rootfs: &Path, no_pivot: bool, shares_host_mounts: bool) -> Result<
 /// allow the container a fresh, unmasked one. Detach them (cover with an
 /// empty tmpfs where that is refused), as runc does before its MS_MOVE.
 fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("read mountinfo")?;
     let mut targets = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let fstype = post.split(' ').next().unwrap_or("");
-        let (Some(root), Some(mp)) = (pre.get(3), pre.get(4)) else {
-            continue;
-        };
-        let mp = PathBuf::from(unescape_mountinfo(mp));
-        if *root == "/" && (fstype == "proc" || fstype == "sysfs") && !mp.starts_with(rootfs) {
+    for mount in crate::mountinfo::mounts(&mountinfo) {
+        let mp = mount.mount_point();
+        if mount.root == "/" && matches!(mount.fs_type, "proc" | "sysfs") && !mp.starts_with(rootfs)
+        {
             targets.push(mp);
         }
     }

@@ -208,23 +208,14 @@ fn sub_dir(base: &Path, sub: &str) -> Result<PathBuf> {
 /// The controllers and `name=` of every cgroup v1 mount, from the super
 /// options in mountinfo.
 fn v1_names() -> Result<Vec<(PathBuf, Vec<String>)>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let mountinfo = crate::mountinfo::read().context("read mountinfo")?;
     let mut found = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
+    for mount in crate::mountinfo::mounts(&mountinfo) {
+        if mount.fs_type != "cgroup" {
             continue;
         }
-        let Some(point) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        let names = post
-            .nth(1)
-            .unwrap_or_default()
-            .split(',')
+        let names = mount
+            .super_options()
             .filter(|o| {
                 o.starts_with("name=")
                     || !(o.contains('=')
@@ -239,7 +230,7 @@ fn v1_names() -> Result<Vec<(PathBuf, Vec<String>)>> {
             })
             .map(str::to_string)
             .collect();
-        found.push((PathBuf::from(point), names));
+        found.push((mount.mount_point(), names));
     }
     Ok(found)
 }
