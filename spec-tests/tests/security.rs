@@ -68,16 +68,26 @@ impl OzzCopy {
         self.cmd(args).output().expect("run the ozz copy")
     }
 
-    /// create + start with stdio on /dev/null (the container outlives us).
-    fn create_and_start(&self, b: &Bundle) {
-        b.write();
+    /// Runs with stdio on /dev/null, for commands whose processes outlive
+    /// us and would hold our pipes open (create, exec --detach).
+    fn run_quiet(&self, args: &[&str]) -> bool {
         let status = self
-            .cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
+            .cmd(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "create with the ozz copy failed");
+            .status();
+        status.expect("run the ozz copy").success()
+    }
+
+    fn create(&self, b: &Bundle) {
+        b.write();
+        let created = self.run_quiet(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        assert!(created, "create with the ozz copy failed");
+    }
+
+    /// create + start (the container outlives us).
+    fn create_and_start(&self, b: &Bundle) {
+        self.create(b);
         let out = self.run(&["start", &b.id]);
         assert!(out.status.success(), "start: {}", stderr(&out));
     }
@@ -341,22 +351,9 @@ fn exe_holder_attack(read_only_mount: bool) {
     let mut b = bundle(&format!("cve-5736-{tag}"), &["sleep", "100"]);
     b.add_caps(&["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
     add_tmpfs(&mut b, "/tmp");
-    b.write();
-    let status = ozz
-        .cmd(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "create with the ozz copy failed");
-    // The holder keeps whatever stdio it gets: not our pipes.
-    let status = ozz
-        .cmd(&["exec", "--detach", &b.id, "sh", "-c", EXE_HOLDER])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "exec --detach with the ozz copy failed");
+    ozz.create(&b);
+    let held = ozz.run_quiet(&["exec", "--detach", &b.id, "sh", "-c", EXE_HOLDER]);
+    assert!(held, "exec --detach with the ozz copy failed");
     let exe = read_when_there(&b.id, "/tmp/exe");
     if is_ozz() {
         // pid 1 runs the copy's own file, not a re-executed view of it (an
