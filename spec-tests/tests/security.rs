@@ -23,9 +23,12 @@ struct OzzCopy {
 
 impl OzzCopy {
     fn new(tag: &str) -> OzzCopy {
+        OzzCopy::new_in(&workspace().join("target/spec-tests"), tag)
+    }
+
+    fn new_in(dir: &Path, tag: &str) -> OzzCopy {
         let original = std::fs::read(ozz_bin()).expect("read the ozz binary");
-        let dir = workspace().join("target/spec-tests");
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join(format!("ozz-copy-{}-{tag}", std::process::id()));
         // why: written by another process, so the file is never open for
         // writing in this one: a child forked meanwhile by another test
@@ -329,7 +332,13 @@ fn cve_2019_5736_binary_held_across_start() {
 
 fn exe_holder_attack(read_only_mount: bool) {
     let tag = if read_only_mount { "ro-mount" } else { "rw" };
-    let mut ozz = OzzCopy::new(&format!("holder-{tag}"));
+    let mut ozz = if read_only_mount && Path::new("/dev/shm").is_dir() {
+        // On tmpfs, whose files answer F_GET_SEALS as memfds do: the
+        // read-only mount must still be seen.
+        OzzCopy::new_in(Path::new("/dev/shm"), &format!("holder-{tag}"))
+    } else {
+        OzzCopy::new(&format!("holder-{tag}"))
+    };
     ozz.read_only_mount = read_only_mount;
     if is_ozz() && read_only_mount {
         // The trace shows which way the command went.

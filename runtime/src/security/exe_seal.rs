@@ -273,14 +273,17 @@ fn candidates(strategy: Strategy) -> &'static [SealKind] {
 fn seal_kind(fd: BorrowedFd<'_>) -> io::Result<Option<SealKind>> {
     // SAFETY: F_GET_SEALS only reads the seal set of a valid open descriptor.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals >= 0 {
-        // A shmem file: only sealed if every write seal is there.
-        return Ok((seals & REQUIRED_SEALS == REQUIRED_SEALS).then_some(SealKind::SealedMemfd));
+    if seals >= 0 && seals & REQUIRED_SEALS == REQUIRED_SEALS {
+        return Ok(Some(SealKind::SealedMemfd));
     }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::EINVAL) {
-        return Err(err);
+    if seals < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(err);
+        }
     }
+    // Not a sealed memfd: any file (a tmpfs one too: shmem answers
+    // F_GET_SEALS) may still sit on a read-only mount.
     // ST_RDONLY covers both a read-only mount and a read-only superblock.
     if fstatvfs(fd)?.f_flag & libc::ST_RDONLY == 0 {
         return Ok(None);
