@@ -291,7 +291,7 @@ fn seal_kind(fd: BorrowedFd<'_>) -> io::Result<Option<SealKind>> {
     if fstatfs(fd)?.f_type == libc::OVERLAYFS_SUPER_MAGIC {
         return Ok(Some(SealKind::ReadOnlyOverlay));
     }
-    Ok(mount_flag_read_only(fd)?.then_some(SealKind::ReadOnlyMount))
+    Ok(mount_flag_read_only(fd).then_some(SealKind::ReadOnlyMount))
 }
 
 /// statmount(2), Linux 6.8 (not in every libc crate's table yet).
@@ -308,7 +308,7 @@ const STATMOUNT_MNT_ATTR_OFFSET: usize = 64;
 /// Whether the mount `fd` was opened through carries its own read-only flag
 /// (not merely a read-only superblock). False where the kernel cannot say
 /// (before 6.8): the caller then re-executes, as it always did.
-fn mount_flag_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
+fn mount_flag_read_only(fd: BorrowedFd<'_>) -> bool {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: the path is a NUL-terminated empty string (AT_EMPTY_PATH: the
     // descriptor itself) and stx points to writable memory the size of
@@ -323,12 +323,13 @@ fn mount_flag_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        // No statx (before 4.11): not known to be read-only.
+        return false;
     }
     // SAFETY: statx succeeded, so it filled stx (and it was zeroed before).
     let stx = unsafe { stx.assume_init() };
     if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
-        return Ok(false);
+        return false;
     }
     // struct mnt_id_req: size and a spare u32, the mount, what to report.
     let req = [
@@ -353,13 +354,13 @@ fn mount_flag_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
     if rc < 0 {
         // No statmount, or a mount outside our namespace: not known to be
         // read-only, so the caller re-executes.
-        return Ok(false);
+        return false;
     }
     let (mask, mnt_id) = (buf[1], buf[STATMOUNT_MNT_ID_OFFSET / 8]);
     let mnt_attr = buf[STATMOUNT_MNT_ATTR_OFFSET / 8];
-    Ok(mask & STATMOUNT_MNT_BASIC != 0
+    mask & STATMOUNT_MNT_BASIC != 0
         && mnt_id == stx.stx_mnt_id
-        && mnt_attr & u64::from(MOUNT_ATTR_RDONLY) != 0)
+        && mnt_attr & u64::from(MOUNT_ATTR_RDONLY) != 0
 }
 
 fn open_self_exe() -> io::Result<File> {
@@ -777,7 +778,7 @@ mod tests {
         // The test binary sits on a writable filesystem.
         assert_eq!(seal_kind(exe.as_fd()).unwrap(), None);
         assert_eq!(self_exe_seal_kind().unwrap(), None);
-        assert!(!mount_flag_read_only(exe.as_fd()).unwrap());
+        assert!(!mount_flag_read_only(exe.as_fd()));
     }
 
     #[test]
