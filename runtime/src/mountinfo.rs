@@ -15,11 +15,11 @@ pub struct Mount<'a> {
     pub root: &'a str,
     mount_point: &'a str,
     /// The optional fields (`shared:N`, `master:N`, ...), space-separated.
-    pub tags: &'a str,
+    tags: &'a str,
     pub fs_type: &'a str,
     pub source: &'a str,
     /// The superblock's options (for cgroup v1: its controllers, `name=`).
-    pub super_options: &'a str,
+    super_options: &'a str,
 }
 
 impl Mount<'_> {
@@ -28,6 +28,7 @@ impl Mount<'_> {
         PathBuf::from(unescape(self.mount_point))
     }
 
+    /// The superblock's options, one by one.
     pub fn super_options(&self) -> impl Iterator<Item = &str> {
         self.super_options.split(',')
     }
@@ -42,9 +43,10 @@ pub fn read() -> std::io::Result<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
 }
 
-/// The mounts of a mountinfo text, in its order (later mounts on top);
-/// malformed lines are skipped.
-pub fn mounts(text: &str) -> impl Iterator<Item = Mount<'_>> {
+/// The mounts of a mountinfo text, in its order (later mounts on top, so
+/// `.rev()` finds the one seen at a point first); malformed lines are
+/// skipped.
+pub fn mounts(text: &str) -> impl DoubleEndedIterator<Item = Mount<'_>> {
     text.lines().filter_map(parse_line)
 }
 

@@ -422,12 +422,11 @@ pub fn is_view(dir: &Path) -> bool {
         return false;
     };
     // The last mount on the point is the one seen there.
-    let mounts: Vec<_> = crate::mountinfo::mounts(&mountinfo).collect();
-    mounts
-        .iter()
+    let seen = crate::mountinfo::mounts(&mountinfo)
         .rev()
         .find(|m| m.mount_point() == dir)
-        .is_some_and(|m| m.fs_type == "fuse" && m.source == FS_NAME)
+        .is_some_and(|m| m.fs_type == "fuse" && m.source == FS_NAME);
+    seen
 }
 
 /// The view's directory a container asking for it will get its files from:
