@@ -573,6 +573,7 @@ const V1_CONTROLLERS: [&str; 12] = [
 /// The hierarchies of a host that is not pure cgroup v2, from one read of
 /// mountinfo (libcgroups' manager reads it once per controller, which costs
 /// milliseconds that `delete` and `ps` need not pay).
+#[derive(Clone)]
 pub struct V1Hierarchies {
     /// Mount points of the hierarchies carrying a controller libcgroups
     /// manages, each once (co-mounted controllers share one).
@@ -585,18 +586,38 @@ pub struct V1Hierarchies {
     /// no limits are set there, but runc puts the container in it, and
     /// cgroup v2 tools and BPF programs find it there.
     pub unified: Option<PathBuf>,
+    /// Every cgroup v1 mount, in mountinfo's order: what a container's
+    /// /sys/fs/cgroup shows.
+    pub all_v1: Vec<PathBuf>,
 }
 
 impl V1Hierarchies {
+    /// Read once per process: `run` asks four times (the in-use check, the
+    /// directories, the hybrid twin, the removal), and the host's cgroup
+    /// mounts do not move under a container.
     pub fn read() -> Result<Self> {
+        static READ: std::sync::OnceLock<V1Hierarchies> = std::sync::OnceLock::new();
+        if let Some(found) = READ.get() {
+            return Ok(found.clone());
+        }
+        let found = Self::read_mountinfo()?;
+        Ok(READ.get_or_init(|| found).clone())
+    }
+
+    /// Read now, in this process's mount namespace.
+    pub fn read_mountinfo() -> Result<Self> {
         let mountinfo = crate::mountinfo::read().context("read mountinfo")?;
         let mut found = V1Hierarchies {
             controllers: Vec::new(),
             systemd: None,
             unified: None,
+            all_v1: Vec::new(),
         };
         for mount in crate::mountinfo::mounts(&mountinfo) {
             let point = mount.mount_point();
+            if mount.fs_type == "cgroup" {
+                found.all_v1.push(point.clone());
+            }
             match mount.fs_type {
                 "cgroup2" => found.unified = found.unified.or(Some(point)),
                 "cgroup" if mount.super_options().any(|o| o == "name=systemd") => {
@@ -728,6 +749,16 @@ pub fn remove_dirs(dirs: &[PathBuf]) -> Result<()> {
 }
 
 fn remove_one(dir: &Path) -> Result<()> {
+    // The usual case, an exited container that left no sub-cgroup, takes
+    // one rmdir: a cgroup with a process or a child refuses it (EBUSY), and
+    // only then are the processes killed and the sub-cgroups walked (two
+    // directory reads and a cgroup.procs read per hierarchy, about four
+    // times the rmdir).
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     if !dir.is_dir() {
         return Ok(());
     }
