@@ -292,8 +292,7 @@ fn build(
         state.pid_start_time = state::proc_stat(child.pid)
             .map(|s| s.start_time)
             .context("the container process exited during setup")?;
-        (recovery.pid, recovery.pid_start_time) = (child.pid, state.pid_start_time);
-        dir.save_recovery(&recovery)?;
+        dir.record_init(child.pid, state.pid_start_time)?;
         if let Some(limits) = limits.take() {
             limits.wait()?;
             crate::trace::mark("cgroup limits awaited (parent)");

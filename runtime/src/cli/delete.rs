@@ -119,13 +119,16 @@ pub fn destroy(dir: ContainerDir, state: &ContainerState) -> Result<()> {
         cgroups::remove(&state.cgroup_path)?;
         crate::trace::mark("delete: cgroup removed");
     }
-    let stopped = state.oci_json(Status::Stopped).to_string();
     let poststop = state
         .config
         .hooks()
         .as_ref()
-        .and_then(|h| h.poststop().clone());
-    hooks::run_all_warn("poststop", poststop.as_ref(), &stopped);
+        .and_then(|h| h.poststop().clone())
+        .filter(|hooks| !hooks.is_empty());
+    if let Some(poststop) = poststop {
+        let stopped = state.oci_json(Status::Stopped).to_string();
+        hooks::run_all_warn("poststop", Some(&poststop), &stopped);
+    }
     crate::trace::mark("delete: poststop hooks");
     dir.destroy()
 }

@@ -76,7 +76,7 @@ fn restore(
     let result = (|| -> Result<ContainerState> {
         // As create: a restore killed midway leaves what `list` shows and
         // `delete --force` removes (the cgroup, then the restored init).
-        let mut recovery = state::Recovery {
+        let recovery = state::Recovery {
             pid: 0,
             pid_start_time: 0,
             cgroup_path: Some(cgroup_path.clone()),
@@ -149,8 +149,7 @@ fn restore(
         state.pid_start_time = state::proc_stat(pid)
             .map(|s| s.start_time)
             .context("the restored init exited at once")?;
-        (recovery.pid, recovery.pid_start_time) = (pid, state.pid_start_time);
-        dir.save_recovery(&recovery)?;
+        dir.record_init(pid, state.pid_start_time)?;
         dir.save(&state)?;
         if let Some(pid_file) = &args.pid_file {
             create::write_pid_file(pid_file, pid)?;

@@ -34,7 +34,7 @@ pub fn run(global: &GlobalOpts, root: &Path, args: &RunArgs) -> Result<i32> {
             Err(e) => return Err(e),
             // Or deleted it and made another of the same name.
             Ok(dir)
-                if dir.load().is_ok_and(|s| {
+                if dir.load_listed().is_some_and(|s| {
                     s.pid == created.state.pid && s.pid_start_time == created.state.pid_start_time
                 }) =>
             {
