@@ -131,6 +131,18 @@ impl InRoot {
         }
     }
 
+    /// Whether `path` exists in the root and no component of it is a
+    /// symlink: one openat2 answers what a walk asks of each component.
+    pub fn exists_without_symlinks(&self, path: impl AsRef<Path>) -> bool {
+        openat2(
+            self.0.as_fd(),
+            path.as_ref().as_os_str(),
+            libc::O_PATH,
+            RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+        )
+        .is_ok()
+    }
+
     /// The target of `path` if it is a symlink; `None` if it is anything
     /// else or cannot be reached (what a failed [`Root::readlink`] meant to
     /// the callers).

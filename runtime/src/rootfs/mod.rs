@@ -206,8 +206,14 @@ pub fn prepare(spec: &Spec, rootfs: &Path, shares_host_mounts: bool) -> Result<(
     // rslave before it is detached (enter).
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .context("set propagation of /")?;
-    // pivot_root refuses a new root whose parent mount is shared.
-    make_parent_private(rootfs)?;
+    // pivot_root refuses a new root whose parent mount is shared; after a
+    // recursive slave or private no mount is (the default: no mountinfo
+    // read).
+    let none_shared = propagation.contains(MsFlags::MS_REC)
+        && propagation.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
+    if !none_shared {
+        make_parent_private(rootfs)?;
+    }
     bind_rootfs(rootfs)
 }
 
@@ -412,6 +418,9 @@ pub struct MountContext<'a> {
     /// mounts from the host are locked.
     pub runtime_in_user_ns: bool,
     pub new_cgroup_ns: bool,
+    /// The mount namespace is a new copy of the runtime's: the cgroup
+    /// hierarchies the runtime read before the fork are the ones here.
+    pub new_mount_ns: bool,
     /// Returns once the container's cgroup limits are set: no device node
     /// may be made before the device rules are complete.
     pub await_limits: &'a dyn Fn() -> Result<()>,
@@ -528,7 +537,11 @@ fn mount_one(
                 .map(|s| !s.is_dir())
                 .unwrap_or(false),
         };
-    let existed = root.exists(dest);
+    // why: runc's behaviour: a tmpfs without mode= keeps the mode of the
+    // directory of the image it covers (the kernel would give 1777); one
+    // created here for it gets the kernel's.
+    let keeps_image_mode =
+        typ == "tmpfs" && !options.data.iter().any(|d| d.starts_with("mode=")) && root.exists(dest);
     let target = mount_point(root, dest, source_is_file)?;
     let target_path = fd_path(&target);
     // The same check on where the destination really is, symlinks resolved.
@@ -584,10 +597,7 @@ fn mount_one(
         return finish_mount(&target_path, &options);
     }
 
-    // why: runc's behaviour: a tmpfs without mode= keeps the mode of the
-    // directory of the image it covers (the kernel would give 1777); one
-    // created here for it gets the kernel's.
-    if typ == "tmpfs" && existed && !options.data.iter().any(|d| d.starts_with("mode=")) {
+    if keeps_image_mode {
         if let Ok(st) = nix::sys::stat::fstat(target.as_fd().as_raw_fd()) {
             options.data.push(format!("mode={:o}", st.st_mode & 0o7777));
         }
@@ -640,6 +650,9 @@ fn mount_one(
         }
         Err(e) => return Err(e).with_context(|| format!("mount type {typ:?}")),
     }
+    if !options.finishes() {
+        return Ok(());
+    }
     let target = root.resolve(dest)?;
     finish_mount(&fd_path(&target), &options)
 }
@@ -674,7 +687,12 @@ fn clean_path(path: &Path) -> PathBuf {
 fn resolve_in_root(root: &InRoot, dest: &Path) -> PathBuf {
     use std::collections::VecDeque;
     use std::ffi::OsString;
-    let mut todo: VecDeque<OsString> = clean_path(dest)
+    let clean = clean_path(dest);
+    // The usual case, a path of plain directories: nothing to follow.
+    if root.exists_without_symlinks(&clean) {
+        return clean;
+    }
+    let mut todo: VecDeque<OsString> = clean
         .components()
         .skip(1)
         .map(|c| c.as_os_str().to_owned())
@@ -761,6 +779,13 @@ fn check_proc_mount(dest: &Path, typ: &str, is_bind: bool, source: &Path) -> Res
         "{} cannot be mounted because it is inside /proc",
         dest.display()
     );
+}
+
+impl MountOptions {
+    /// Whether [`finish_mount`] has anything to do for these options.
+    fn finishes(&self) -> bool {
+        !self.propagation.is_empty() || self.rec_set != 0 || self.rec_clear != 0
+    }
 }
 
 fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
@@ -892,12 +917,12 @@ fn mount_cgroup(
     // and two mounts (about half the time with 11 hierarchies).
     let tmpfs = root.resolve(dest)?;
     let attrs = mount_attrs(options.flags & (base | MsFlags::MS_RDONLY));
-    let mountinfo = crate::mountinfo::read().unwrap_or_default();
-    for mount in crate::mountinfo::mounts(&mountinfo) {
-        if mount.fs_type != "cgroup" {
-            continue;
-        }
-        let mount_point = mount.mount_point();
+    let hierarchies = if ctx.new_mount_ns {
+        crate::cgroups::V1Hierarchies::read()
+    } else {
+        crate::cgroups::V1Hierarchies::read_mountinfo()
+    };
+    for mount_point in hierarchies.map(|h| h.all_v1).unwrap_or_default() {
         let Some(name) = mount_point.file_name().map(|n| n.to_os_string()) else {
             continue;
         };

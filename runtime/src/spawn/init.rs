@@ -399,6 +399,7 @@ fn init_namespaces_and_rootfs(
             in_user_ns: plan.has(LinuxNamespaceType::User),
             runtime_in_user_ns: crate::rootless::in_user_namespace(),
             new_cgroup_ns: plan.creates(LinuxNamespaceType::Cgroup),
+            new_mount_ns: plan.creates(LinuxNamespaceType::Mount),
             // The parent sets the cgroup's limits while we mount.
             await_limits: &|| match channel.recv()? {
                 Some(Msg::Proceed(_)) => Ok(()),
