@@ -21,6 +21,8 @@ all: build
 build:
 	RUSTFLAGS="$(STATIC_RUSTFLAGS) $(ORDER_RUSTFLAGS)" $(CARGO) build --release -p ozz --target $(TARGET)
 	install -D -m 755 $(OZZ) target/release/ozz
+	@# How much of the list still names functions of this build.
+	@cat $$(ls -t target/$(TARGET)/release/deps/ozz-*.hot-order.stats | head -1) 2>/dev/null || true
 
 # Traces which functions `ozz run` executes (an unstripped build of the same
 # code, under ptrace) and rewrites hack/hot-functions.txt. Needs root. Not
