@@ -718,14 +718,34 @@ fn count_procs(dir: &Path, depth: u32) -> usize {
 /// A cgroup frozen before the container exists would freeze its init
 /// mid-setup and hang create: refuse it, as runc does.
 pub fn check_not_frozen(path: &Path) -> Result<()> {
-    for dir in all_dirs(path)? {
-        let v1 = std::fs::read_to_string(dir.join("freezer.state"))
-            .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"));
-        let v2 = std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-            || read_keyed(&dir.join("cgroup.events"), "frozen") == Some(1);
-        if v1 || v2 {
-            bail!("container's cgroup unexpectedly frozen");
-        }
+    // Each file is read only where it exists: freezer.state in the v1
+    // freezer hierarchy, the v2 files in the cgroup2 directory (on a hybrid
+    // host its twin). Probing every hierarchy for all three cost 30 opens.
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let (v1_freezer, v2_dir) = if is_v2() {
+        (None, Some(Path::new(CGROUP_ROOT).join(rel)))
+    } else {
+        let hierarchies = V1Hierarchies::read()?;
+        let freezer = hierarchies
+            .controllers
+            .iter()
+            .find(|m| {
+                m.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains("freezer"))
+            })
+            .map(|m| m.join(rel));
+        (freezer, hierarchies.unified.map(|m| m.join(rel)))
+    };
+    let v1 = v1_freezer.is_some_and(|dir| {
+        std::fs::read_to_string(dir.join("freezer.state"))
+            .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"))
+    });
+    let v2 = v2_dir.is_some_and(|dir| {
+        std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            || read_keyed(&dir.join("cgroup.events"), "frozen") == Some(1)
+    });
+    if v1 || v2 {
+        bail!("container's cgroup unexpectedly frozen");
     }
     Ok(())
 }
