@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use pathrs::{flags::OpenFlags, InodeType};
+use pathrs::flags::OpenFlags;
 
 mod in_root;
 use in_root::InRoot;
@@ -1024,6 +1024,31 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 ];
 
 fn create_default_devices(root: &InRoot, in_user_ns: bool) -> Result<()> {
+    if !in_user_ns {
+        // /dev is resolved once and the nodes made in it by name (nothing
+        // of the container runs yet to race us), with the umask cleared so
+        // mknod gives the mode exactly: no chmod through procfs after each.
+        let dev = root
+            .mkdir_all("/dev", &perm(0o755))
+            .context("create mount point /dev")?;
+        let dev = dev.as_fd().as_raw_fd();
+        let umask = nix::sys::stat::umask(Mode::empty());
+        let made = DEFAULT_DEVICES.iter().try_for_each(|(path, major, minor)| {
+            let name = Path::new(path).file_name().unwrap_or_default();
+            let flag = nix::unistd::UnlinkatFlags::NoRemoveDir;
+            let _ = nix::unistd::unlinkat(Some(dev), name, flag);
+            nix::sys::stat::mknodat(
+                Some(dev),
+                name,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(*major, *minor),
+            )
+            .with_context(|| format!("create {path}: mknod {path}"))
+        });
+        nix::sys::stat::umask(umask);
+        return made;
+    }
     for (path, major, minor) in DEFAULT_DEVICES {
         make_node(
             root,
@@ -1051,14 +1076,28 @@ fn create_dev_symlinks(root: &InRoot) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "/dev/core"));
     }
+    // As the devices: made by name in /dev, resolved once.
+    let dev = root
+        .mkdir_all("/dev", &perm(0o755))
+        .context("create mount point /dev")?;
+    let dev = dev.as_fd().as_raw_fd();
     for (target, link) in links {
+        let name = Path::new(link).file_name().unwrap_or_default();
         if link == "/dev/ptmx" {
             // A devpts mount provides pts/ptmx; replace any node the image has.
-            root.remove_file_if_any(link);
+            let flag = nix::unistd::UnlinkatFlags::NoRemoveDir;
+            let _ = nix::unistd::unlinkat(Some(dev), name, flag);
         }
-        match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
+        match nix::unistd::symlinkat(target, Some(dev), name) {
             Ok(()) => {}
-            Err(e) if root.resolve_nofollow(link).is_ok() => {
+            Err(e)
+                if nix::sys::stat::fstatat(
+                    Some(dev),
+                    name,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok() =>
+            {
                 crate::log::debug(&format!("{link} exists: {e}"));
             }
             Err(e) => return Err(e).with_context(|| format!("symlink {link}")),
