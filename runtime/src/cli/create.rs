@@ -11,7 +11,7 @@ use crate::cli::{CreateArgs, GlobalOpts};
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::spawn::{self, ChildConfig, ChildKind};
-use crate::state::{self, ContainerDir, ContainerState, Recovery, Status};
+use crate::state::{self, ContainerDir, ContainerState, Status};
 use crate::sync::Msg;
 
 pub fn run(global: &GlobalOpts, root: &Path, args: &CreateArgs) -> Result<()> {
@@ -192,17 +192,12 @@ fn build(
         .to_path_buf();
     undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
     // From here on a create killed at any point leaves what `delete
-    // --force` needs and what `list` shows: the recovery file (the cgroup,
-    // then the init's pid). state.json is written once, when the init is
+    // --force` needs and what `list` shows: the recovery links (the
+    // cgroup, then the init's pid; state::CGROUP_LINK). state.json is written once, when the init is
     // ready: serializing the whole config costs more than the rest of a
     // step here.
-    let mut recovery = Recovery {
-        pid: 0,
-        pid_start_time: 0,
-        cgroup_path: Some(cgroup_path.clone()),
-    };
-    dir.save_recovery(&recovery)?;
-    crate::trace::mark("recovery file");
+    dir.record_cgroup(&cgroup_path)?;
+    crate::trace::mark("recovery link");
     let (cgroup_entry, no_cgroup) = match spawn::cgroup_join::prepare(&cgroup_path) {
         Ok(entry) => (entry, false),
         Err(err) if rootless && crate::rootless::is_permission_error(&err) => {
@@ -210,8 +205,7 @@ fn build(
             for made in undo.cgroup_made.drain(..) {
                 let _ = std::fs::remove_dir(made);
             }
-            recovery.cgroup_path = None;
-            dir.save_recovery(&recovery)?;
+            dir.forget_cgroup()?;
             (Default::default(), true)
         }
         Err(err) => return Err(err),

@@ -76,12 +76,7 @@ fn restore(
     let result = (|| -> Result<ContainerState> {
         // As create: a restore killed midway leaves what `list` shows and
         // `delete --force` removes (the cgroup, then the restored init).
-        let recovery = state::Recovery {
-            pid: 0,
-            pid_start_time: 0,
-            cgroup_path: Some(cgroup_path.clone()),
-        };
-        dir.save_recovery(&recovery)?;
+        dir.record_cgroup(&cgroup_path)?;
         let manager = cgroups::manager(&cgroup_path)?;
         undo.cgroup = Some(cgroup_path.clone());
         drop(crate::spawn::cgroup_join::prepare(&cgroup_path)?);
