@@ -191,11 +191,12 @@ fn build(
         .unwrap_or(&cgroup_path)
         .to_path_buf();
     undo.cgroup_made = cgroups::check_before_create(&cgroup_path)?;
+    crate::trace::mark("cgroup path checked");
     // From here on a create killed at any point leaves what `delete
     // --force` needs and what `list` shows: the recovery links (the
-    // cgroup, then the init's pid; state::CGROUP_LINK). state.json is written once, when the init is
-    // ready: serializing the whole config costs more than the rest of a
-    // step here.
+    // cgroup, then the init's pid; state::CGROUP_LINK). state.json is
+    // written once, when the init is ready: serializing the whole config
+    // costs more than the rest of a step here.
     dir.record_cgroup(&cgroup_path)?;
     crate::trace::mark("recovery link");
     let (cgroup_entry, no_cgroup) = match spawn::cgroup_join::prepare(&cgroup_path) {
