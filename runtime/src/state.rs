@@ -181,16 +181,10 @@ impl Recovery {
                 cgroup_path,
             })
         };
-        let mut found = from(RECOVERY_FILE)
+        from(RECOVERY_FILE)
             .or_else(from_links)
             .or_else(|| from(STATE_FILE))
-            .unwrap_or_default();
-        if found.pid == 0 {
-            if let Some((pid, start_time)) = read_init_link(dir) {
-                (found.pid, found.pid_start_time) = (pid, start_time);
-            }
-        }
-        found
+            .unwrap_or_default()
     }
 
     /// True while this pid is still the process we started.

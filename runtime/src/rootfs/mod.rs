@@ -4,7 +4,7 @@
 //! lookup, libpathrs for the rest), so a symlink planted in the image can
 //! never send a mount out to the host.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +32,11 @@ pub struct MountOptions {
 impl MountOptions {
     pub fn is_bind(&self) -> bool {
         self.flags.contains(MsFlags::MS_BIND)
+    }
+
+    /// Whether [`finish_mount`] has anything to do for these options.
+    fn finishes(&self) -> bool {
+        !self.propagation.is_empty() || self.rec_set != 0 || self.rec_clear != 0
     }
 }
 
@@ -465,8 +470,14 @@ pub fn mount_all(spec: &Spec, ctx: &MountContext) -> Result<()> {
                 || parse_options(m.options().as_deref().unwrap_or(&[])).is_bind())
     });
     if !dev_is_bind {
-        create_default_devices(&root, ctx.in_user_ns || ctx.runtime_in_user_ns)?;
-        create_dev_symlinks(&root)?;
+        // /dev is resolved once; its nodes and links are made in it by name
+        // (nothing of the container runs yet to race us).
+        let dev = root
+            .mkdir_all("/dev", &perm(0o755))
+            .context("create mount point /dev")?;
+        let dev = dev.as_fd().as_raw_fd();
+        create_default_devices(&root, dev, ctx.in_user_ns || ctx.runtime_in_user_ns)?;
+        create_dev_symlinks(dev)?;
     }
     crate::trace::mark("child: default devices");
     for device in spec
@@ -781,13 +792,6 @@ fn check_proc_mount(dest: &Path, typ: &str, is_bind: bool, source: &Path) -> Res
     );
 }
 
-impl MountOptions {
-    /// Whether [`finish_mount`] has anything to do for these options.
-    fn finishes(&self) -> bool {
-        !self.propagation.is_empty() || self.rec_set != 0 || self.rec_clear != 0
-    }
-}
-
 fn finish_mount(target: &Path, options: &MountOptions) -> Result<()> {
     for flag in &options.propagation {
         mount(None::<&str>, target, None::<&str>, *flag, None::<&str>)
@@ -1023,20 +1027,16 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
-fn create_default_devices(root: &InRoot, in_user_ns: bool) -> Result<()> {
+/// `dev`: the container's /dev, opened. In a user namespace the nodes are
+/// the host's, bound (make_node); else made by name in `dev`.
+fn create_default_devices(root: &InRoot, dev: RawFd, in_user_ns: bool) -> Result<()> {
     if !in_user_ns {
-        // /dev is resolved once and the nodes made in it by name (nothing
-        // of the container runs yet to race us), with the umask cleared so
-        // mknod gives the mode exactly: no chmod through procfs after each.
-        let dev = root
-            .mkdir_all("/dev", &perm(0o755))
-            .context("create mount point /dev")?;
-        let dev = dev.as_fd().as_raw_fd();
+        // The umask is cleared so mknod gives the mode exactly: no chmod
+        // through procfs after each node.
         let umask = nix::sys::stat::umask(Mode::empty());
         let made = DEFAULT_DEVICES.iter().try_for_each(|(path, major, minor)| {
             let name = Path::new(path).file_name().unwrap_or_default();
-            let flag = nix::unistd::UnlinkatFlags::NoRemoveDir;
-            let _ = nix::unistd::unlinkat(Some(dev), name, flag);
+            unlink_file_if_any(dev, name);
             nix::sys::stat::mknodat(
                 Some(dev),
                 name,
@@ -1065,7 +1065,13 @@ fn create_default_devices(root: &InRoot, in_user_ns: bool) -> Result<()> {
     Ok(())
 }
 
-fn create_dev_symlinks(root: &InRoot) -> Result<()> {
+/// Removes the non-directory `name` in `dir`, if there is one.
+fn unlink_file_if_any(dir: RawFd, name: &std::ffi::OsStr) {
+    let _ = nix::unistd::unlinkat(Some(dir), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+}
+
+/// The /dev links, made by name in `dev` (the container's /dev, opened).
+fn create_dev_symlinks(dev: RawFd) -> Result<()> {
     let mut links = vec![
         ("/proc/self/fd", "/dev/fd"),
         ("/proc/self/fd/0", "/dev/stdin"),
@@ -1076,17 +1082,11 @@ fn create_dev_symlinks(root: &InRoot) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "/dev/core"));
     }
-    // As the devices: made by name in /dev, resolved once.
-    let dev = root
-        .mkdir_all("/dev", &perm(0o755))
-        .context("create mount point /dev")?;
-    let dev = dev.as_fd().as_raw_fd();
     for (target, link) in links {
         let name = Path::new(link).file_name().unwrap_or_default();
         if link == "/dev/ptmx" {
             // A devpts mount provides pts/ptmx; replace any node the image has.
-            let flag = nix::unistd::UnlinkatFlags::NoRemoveDir;
-            let _ = nix::unistd::unlinkat(Some(dev), name, flag);
+            unlink_file_if_any(dev, name);
         }
         match nix::unistd::symlinkat(target, Some(dev), name) {
             Ok(()) => {}
