@@ -34,7 +34,7 @@ pub const SPEC_VERSION: &str = "1.3.0";
 
 fn main() {
     trace::init();
-    if enters_a_container(std::env::args_os().skip(1)) {
+    if re_executes_first(std::env::args_os().skip(1)) {
         // why: the sealed re-exec parses the command line again; doing it
         // first spares the unsealed process a parse (~0.2 ms). A failure
         // here is left to the command's own call, which reports it.
@@ -94,11 +94,13 @@ fn main() {
     }
 }
 
-/// Whether the command line names `create`, `run` or `exec`. Only a
-/// shortcut: those commands seal themselves in any case.
-fn enters_a_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+/// Whether the command line names `exec`, which always re-executes from a
+/// sealed view. Only a shortcut: it seals itself in any case. (`create`
+/// and `run` decide once the bundle is loaded, where the exec stub may
+/// make the re-exec needless: exe_seal::protect_container_process.)
+fn re_executes_first(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     let args: Vec<_> = args.collect();
-    matches!(command_word(&args), Some((_, "create" | "run" | "exec")))
+    matches!(command_word(&args), Some((_, "exec")))
 }
 
 /// The command and its index: the first word that is neither an option nor
@@ -199,7 +201,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{enters_a_container, runc_spellings};
+    use super::{re_executes_first, runc_spellings};
 
     fn words(line: &str) -> impl Iterator<Item = std::ffi::OsString> + '_ {
         line.split_whitespace().map(Into::into)
@@ -207,18 +209,19 @@ mod tests {
 
     #[test]
     fn finds_the_command_after_global_options() {
-        assert!(enters_a_container(words(
-            "--root /run/x --log-format json run -d c"
+        assert!(re_executes_first(words(
+            "--root /run/x --log-format json exec -d c ls"
         )));
-        assert!(enters_a_container(words("--debug exec c ls")));
-        assert!(enters_a_container(words(
-            "--log=/tmp/l create --bundle b c"
-        )));
-        assert!(!enters_a_container(words("--root run list")));
-        assert!(!enters_a_container(words("state run")));
-        assert!(!enters_a_container(words("--criu create delete run")));
-        assert!(!enters_a_container(words("-- run")));
-        assert!(!enters_a_container(words("--procview run list")));
+        assert!(re_executes_first(words("--debug exec c ls")));
+        assert!(re_executes_first(words("--log=/tmp/l exec c true")));
+        assert!(!re_executes_first(words("--root exec list")));
+        assert!(!re_executes_first(words("state exec")));
+        assert!(!re_executes_first(words("--criu exec delete exec")));
+        assert!(!re_executes_first(words("-- exec")));
+        assert!(!re_executes_first(words("--procview exec list")));
+        // create and run decide with their bundle (the exec stub).
+        assert!(!re_executes_first(words("--root /run/x run -d c")));
+        assert!(!re_executes_first(words("create --bundle b c")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! rlimits, scheduling, identity, and the lookup of the program to run.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -394,6 +395,8 @@ pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
 /// allocate (mmap/brk could be denied) between the filter and the exec.
 pub struct ExecArgs {
     program: CString,
+    /// The sealed exec stub that executes `program` for us (exec_stub.rs).
+    stub: Option<RawFd>,
     // Owned strings the pointer arrays point into; never mutated.
     _argv: Vec<CString>,
     _envp: Vec<CString>,
@@ -417,29 +420,65 @@ impl ExecArgs {
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             program: prog,
+            stub: None,
             _argv: argv,
             _envp: envp,
         })
     }
 
+    /// The same program, executed by the sealed exec stub `stub`, which
+    /// reports a failure of its execve on exec.fifo (`fifo`).
+    pub fn through_stub(self, stub: RawFd, fifo: RawFd) -> Self {
+        let argv = crate::security::exec_stub::argv(fifo, &self.program, &self._argv);
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        Self {
+            argv_ptrs,
+            stub: Some(stub),
+            _argv: argv,
+            ..self
+        }
+    }
+
     /// execve without allocating; returns only on failure, with its errno.
     pub fn exec(&self) -> nix::errno::Errno {
-        // SAFETY: the program path and every argv/envp entry are NUL-terminated
-        // strings owned by `self` (moving a CString does not move its heap
-        // buffer), and both pointer arrays end with a null pointer.
-        unsafe {
-            libc::execve(
-                self.program.as_ptr(),
-                self.argv_ptrs.as_ptr(),
-                self.envp_ptrs.as_ptr(),
-            )
-        };
+        match self.stub {
+            // SAFETY: the program path and every argv/envp entry are
+            // NUL-terminated strings owned by `self` (moving a CString does
+            // not move its heap buffer), and both pointer arrays end with a
+            // null pointer.
+            None => unsafe {
+                libc::execve(
+                    self.program.as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                );
+            },
+            // SAFETY: as above; the path is an empty NUL-terminated string
+            // and `stub` an open descriptor (AT_EMPTY_PATH: the file itself;
+            // close-on-exec is no obstacle for an ELF program).
+            Some(stub) => unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    stub,
+                    c"".as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            },
+        }
         nix::errno::Errno::last()
     }
 
     /// The failure of [`exec`](Self::exec) as an error naming the program.
     pub fn error(&self, errno: nix::errno::Errno) -> anyhow::Error {
-        anyhow::Error::new(errno).context(format!("exec {:?}", self.program))
+        let through = if self.stub.is_some() {
+            " through ozz's exec stub"
+        } else {
+            ""
+        };
+        anyhow::Error::new(errno).context(format!("exec {:?}{through}", self.program))
     }
 }
 

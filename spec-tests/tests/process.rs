@@ -130,6 +130,40 @@ fn cwd_is_where_the_process_starts() {
     assert_eq!(b.run_ok(), "/var/tmp\n/var/tmp\n");
 }
 
+/// A program the kernel refuses (an executable file that is neither ELF
+/// nor a script: ENOEXEC) fails `run` at start, in one line naming the
+/// program and the kernel's reason, with or without ozz's exec stub (the
+/// stub reports its execve's errno through exec.fifo), and leaves no
+/// container behind.
+#[test]
+fn a_program_the_kernel_cannot_execute_fails_run_with_its_reason() {
+    let host = HostDir::new("enoexec");
+    let bad = host.path.join("bad");
+    std::fs::write(&bad, b"\x00\x01 not a program\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut b = bundle("enoexec", &["/tmp/bad"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/tmp", "type": "bind", "source": host.path, "options": ["rbind", "ro"]
+    }));
+    // A non-root user too: the stub runs under the process's own identity.
+    for user in [
+        json!({"uid": 0, "gid": 0}),
+        json!({"uid": 1000, "gid": 1000}),
+    ] {
+        b.config["process"]["user"] = user.clone();
+        let out = b.run();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{user}: {err}");
+        assert!(
+            err.contains("/tmp/bad") && err.to_lowercase().contains("exec format error"),
+            "{user}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{user}: {err}");
+        assert!(!b.cmd("state", &[]).status.success(), "{user}: left behind");
+    }
+}
+
 /// A cwd that cannot be made (a file is in the way) fails `create`.
 #[test]
 fn cwd_that_cannot_be_made_fails_clearly_and_leaves_nothing_behind() {
@@ -322,6 +356,50 @@ fn nonroot_user_without_ambient_has_no_effective_capabilities() {
         (inh, prm, eff, amb),
         (zero.clone(), zero.clone(), zero.clone(), zero)
     );
+}
+
+/// A non-root process under no_new_privs whose program carries a file
+/// capability it is permitted (not ambient): execve grants it, capped by
+/// the permitted set the process had. (runc's runc-dmz lost it, its
+/// intermediate exec having reduced permitted to ambient: ozz's exec stub
+/// is not used for such a process; security/exec_stub.rs.)
+#[test]
+fn nonroot_user_gets_a_permitted_file_capability_under_no_new_privs() {
+    let host = HostDir::new("filecap");
+    let cat = host.path.join("cat");
+    std::fs::copy(shared_rootfs().join("bin/busybox"), &cat).unwrap();
+    // struct vfs_cap_data, revision 2, effective: CAP_NET_BIND_SERVICE
+    // permitted, nothing inheritable.
+    let mut xattr = Vec::new();
+    let bit = 1u32 << cap_bit("CAP_NET_BIND_SERVICE");
+    for word in [0x0200_0001u32, bit, 0, 0, 0] {
+        xattr.extend_from_slice(&word.to_le_bytes());
+    }
+    let set = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys; os.setxattr(sys.argv[1], 'security.capability', bytes.fromhex(sys.argv[2]))",
+        ])
+        .arg(&cat)
+        .arg(xattr.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .status()
+        .unwrap();
+    assert!(set.success(), "set the file capability");
+    let mut b = bundle("filecap", &["/tmp/cat", "/proc/self/status"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/tmp", "type": "bind", "source": host.path, "options": ["rbind", "ro"]
+    }));
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    b.config["process"]["noNewPrivileges"] = json!(true);
+    let set = ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"];
+    b.config["process"]["capabilities"] = json!({
+        "bounding": set, "effective": set, "permitted": set, "inheritable": [], "ambient": [],
+    });
+    let out = b.run_ok();
+    let [_, prm, eff, _, amb] = caps_of(&out);
+    let one = cap_mask(&["CAP_NET_BIND_SERVICE"]);
+    assert_eq!((prm, eff), (one.clone(), one), "{out}");
+    assert_eq!(amb, cap_mask(&[]));
 }
 
 /// CAP_SYS_RESOURCE on a host whose root does not hold it: ozz grants what

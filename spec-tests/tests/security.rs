@@ -390,6 +390,100 @@ fn exe_holder_attack(read_only_mount: bool) {
     ozz.assert_unchanged();
 }
 
+/// For a container without CAP_SYS_PTRACE: ozz then runs its init from
+/// the host's file, not dumpable, and has the sealed exec stub run the
+/// program (no re-exec). Opening /proc/1/exe is refused while the init
+/// waits; where a runtime lets it open (runc's init is a sealed copy, and
+/// dumpable), the holder keeps it past start and tries to write it as
+/// EXE_HOLDER does.
+const EXE_OPENER: &str = r#"
+if (: < /proc/1/exe) 2>/tmp/err; then
+  exec 9</proc/1/exe
+  echo opened > /tmp/opened.tmp; mv /tmp/opened.tmp /tmp/opened
+  while [ "$(readlink /proc/1/exe)" != /bin/busybox ]; do sleep 0.05; done
+  if (echo pwned > /proc/self/fd/9) 2>/tmp/err; then r=WROTE; else r=refused-write; fi
+else
+  echo refused > /tmp/opened.tmp; mv /tmp/opened.tmp /tmp/opened
+  r=refused-open
+fi
+echo "$r $(cat /tmp/err)" > /tmp/result.tmp; mv /tmp/result.tmp /tmp/result
+exec sleep 100
+"#;
+
+/// Without CAP_SYS_PTRACE (the default set), a process joining a created
+/// container cannot write its pid 1's binary. ozz's pid 1 is the host's
+/// file itself here, and only the init's dumpable flag keeps it out of
+/// reach: the open must be refused.
+#[test]
+fn cve_2019_5736_init_binary_out_of_reach_without_ptrace() {
+    let ozz = OzzCopy::new("opener");
+    let mut b = bundle("cve-5736-opener", &["sleep", "100"]);
+    add_tmpfs(&mut b, "/tmp");
+    ozz.create(&b);
+    if is_ozz() {
+        use std::os::unix::fs::MetadataExt;
+        let state: serde_json::Value =
+            serde_json::from_str(&stdout(&ozz.run(&["state", &b.id]))).unwrap();
+        let pid = state["pid"].as_i64().unwrap();
+        let running = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+        let copy = std::fs::metadata(&ozz.path).unwrap();
+        assert_eq!(
+            (running.dev(), running.ino()),
+            (copy.dev(), copy.ino()),
+            "pid 1 should be the copy itself: the exec stub makes the re-exec needless"
+        );
+    }
+    let tried = ozz.run_quiet(&["exec", "--detach", &b.id, "sh", "-c", EXE_OPENER]);
+    assert!(tried, "exec --detach with the ozz copy failed");
+    // Tried before start, while pid 1 is the runtime.
+    let opened = read_when_there(&b.id, "/tmp/opened");
+    if is_ozz() {
+        assert_eq!(opened.trim(), "refused", "pid 1's binary was opened");
+    }
+    let out = ozz.run(&["start", &b.id]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    let result = read_when_there(&b.id, "/tmp/result");
+    eprintln!(
+        "pid 1's binary from the container: {}; {result}",
+        opened.trim()
+    );
+    assert!(result.starts_with("refused"), "{result}");
+    ozz.assert_unchanged();
+}
+
+/// A container whose program is /proc/self/exe, directly or as the
+/// interpreter of its script: the kernel resolves it while the runtime is
+/// still pid 1, so the runtime's own binary would run in the container.
+/// ozz has it resolve to the sealed exec stub, which refuses to run (exit
+/// 127). (runc's is its sealed copy, which fails too.)
+#[test]
+fn cve_2019_5736_program_that_is_proc_self_exe() {
+    let ozz = OzzCopy::new("self-exe");
+    let rootfs = PrivateRootfs::new("self-exe");
+    std::fs::write(rootfs.0.join("evil.sh"), "#!/proc/self/exe\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        rootfs.0.join("evil.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    for program in [&["/proc/self/exe"][..], &["/evil.sh"][..]] {
+        let mut b = bundle("cve-5736-self-exe", program);
+        b.config["root"]["path"] = json!(rootfs.0);
+        b.write();
+        let out = ozz.run(&["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        eprintln!("{program:?}: {:?} {said}", out.status.code());
+        assert!(!out.status.success(), "{program:?} ran: {said}");
+        if is_ozz() {
+            assert_eq!(out.status.code(), Some(127), "{said}");
+            assert!(said.contains("ozz exec stub"), "{said}");
+        }
+        let _ = ozz.run(&["delete", "--force", &b.id]);
+    }
+    ozz.assert_unchanged();
+}
+
 const PAYLOAD_C: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>

@@ -15,7 +15,6 @@ use crate::state::{self, ContainerDir, ContainerState, Status};
 use crate::sync::Msg;
 
 pub fn run(global: &GlobalOpts, root: &Path, args: &CreateArgs) -> Result<()> {
-    crate::security::exe_seal::reexec_sealed_if_needed()?;
     create(global, root, args, false).map(|_| ())
 }
 
@@ -70,6 +69,14 @@ pub fn load_bundle(dir: &Path) -> Result<bundle::Bundle> {
     Ok(bundle)
 }
 
+/// What create settles from the bundle before anything exists on the host.
+struct Settled {
+    /// The procview's directory, when its files are bound over /proc.
+    procview: Option<PathBuf>,
+    /// The sealed exec stub for the init (security/exec_stub.rs).
+    exec_stub: Option<OwnedFd>,
+}
+
 /// `relay_console`: `run` in the foreground owns the terminal itself when
 /// no console socket is given.
 pub fn create(
@@ -94,6 +101,13 @@ pub fn create(
         let socket = crate::procview::agent::socket_path(dir);
         bundle.spec = crate::procview::agent::route_to_agent(bundle.spec, &socket)?;
     }
+    // CVE-2019-5736: decided on the final config, before anything exists
+    // (the re-exec, where it is the way, starts this command over).
+    let exec_stub = crate::security::exe_seal::protect_container_process(&bundle.spec)?;
+    let settled = Settled {
+        procview,
+        exec_stub,
+    };
     let extra_fds = preserved_fd_count(args.preserve_fds)?;
     reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
@@ -107,7 +121,7 @@ pub fn create(
         global,
         args,
         bundle,
-        procview,
+        settled,
         &dir,
         &mut undo,
         terminal && relay_console,
@@ -128,7 +142,7 @@ fn build(
     global: &GlobalOpts,
     args: &CreateArgs,
     bundle: bundle::Bundle,
-    procview: Option<PathBuf>,
+    settled: Settled,
     dir: &ContainerDir,
     undo: &mut Undo,
     relay_console: bool,
@@ -238,10 +252,11 @@ fn build(
         // Only `run` in the foreground outlives the wait on exec.fifo.
         keep_callers_stderr: relay_console,
         fifo_fd: Some(fifo),
+        exec_stub: settled.exec_stub.as_ref().map(|fd| fd.as_raw_fd()),
         extra_fds: preserved_fd_count(args.preserve_fds)?,
         id: args.id.clone(),
         cgroup_entry,
-        procview,
+        procview: settled.procview,
     };
     let child = spawn::fork_child(&child_config)?;
     crate::trace::mark("child forked");

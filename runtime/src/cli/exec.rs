@@ -77,6 +77,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         // exec's process execs right after Ready: the dup is closed then.
         keep_callers_stderr: true,
         fifo_fd: None,
+        exec_stub: None,
         extra_fds,
         id: state.id.clone(),
         cgroup_entry: if state.no_cgroup {

@@ -10,7 +10,6 @@ use crate::foreground;
 use crate::state::ContainerDir;
 
 pub fn run(global: &GlobalOpts, root: &Path, args: &RunArgs) -> Result<i32> {
-    crate::security::exe_seal::reexec_sealed_if_needed()?;
     let created = create::create(global, root, &args.create, !args.detach)?;
     if args.detach {
         start::start_locked(&created.dir, &created.state)?;

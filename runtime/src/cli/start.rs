@@ -37,8 +37,8 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
         .open(&fifo_path)
         .context("open exec fifo")?;
     // The init writes "0" once its startContainer hooks passed, and its copy
-    // closes at execve: "0" then EOF means the user's program was started;
-    // more bytes after the "0" are why execve failed.
+    // (or the exec stub's) closes at execve: "0" then EOF means the user's
+    // program was started; more bytes after the "0" are why execve failed.
     let mut got = Vec::new();
     let mut rounds = 0u32;
     loop {
@@ -91,7 +91,10 @@ pub fn start_locked(dir: &ContainerDir, state: &ContainerState) -> Result<()> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            bail!("{}", String::from_utf8_lossy(why).trim())
+            // The exec stub says its errno as a number (exec_stub.c).
+            let text = crate::security::exec_stub::failure_text(why)
+                .unwrap_or_else(|| String::from_utf8_lossy(why).into_owned());
+            bail!("{}", crate::log::one_line(text.trim()))
         }
         _ => bail!("container init failed before running the process (see its stderr)"),
     }

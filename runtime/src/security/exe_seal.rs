@@ -237,6 +237,45 @@ pub fn reexec_sealed_with(strategy: Strategy) -> Result<()> {
     )
 }
 
+/// `create` and `run`, once the bundle is loaded: how the container's
+/// process is kept from the host's binary. Where the exec stub can stand
+/// in for the re-exec (`exec_stub::why_not`), a sealed copy of it for the
+/// init to execute the process with; otherwise the re-exec, as
+/// [`reexec_sealed_if_needed`] (`None` in the sealed process, or when the
+/// binary is protected already).
+///
+/// A choice of view in [`STRATEGY_ENV`] other than `auto` (tests of the
+/// fallbacks) always re-executes.
+pub fn protect_container_process(spec: &oci_spec::runtime::Spec) -> Result<Option<OwnedFd>> {
+    if VERIFIED.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let strategy = match std::env::var_os(STRATEGY_ENV) {
+        None => Strategy::Auto,
+        Some(value) => parse_strategy(&value)?,
+    };
+    let re_executed = std::env::var_os(SEALED_ENV).is_some();
+    if strategy == Strategy::Auto && !re_executed {
+        match crate::security::exec_stub::why_not(spec) {
+            Some(why) => crate::trace::mark(&format!("seal: no exec stub ({why})")),
+            // A binary protected already needs neither; the re-exec's check
+            // says so below.
+            None if !matches!(self_exe_seal_kind(), Ok(Some(_))) => {
+                match crate::security::exec_stub::sealed_copy() {
+                    Ok(stub) => {
+                        crate::trace::mark("seal: exec stub");
+                        return Ok(Some(stub));
+                    }
+                    Err(err) => crate::trace::mark(&format!("seal: no exec stub ({err:#})")),
+                }
+            }
+            None => {}
+        }
+    }
+    reexec_sealed_with(strategy)?;
+    Ok(None)
+}
+
 /// Reports whether `/proc/self/exe` is a sealed view, and which.
 pub fn self_exe_seal_kind() -> io::Result<Option<SealKind>> {
     seal_kind(open_self_exe()?.as_fd())

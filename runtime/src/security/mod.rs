@@ -3,4 +3,5 @@
 
 pub mod caps;
 pub mod exe_seal;
+pub mod exec_stub;
 pub mod seccomp;

@@ -173,7 +173,7 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     let env = process_env(process);
     let args = process.args().clone().unwrap_or_default();
     let program = process::find_program(&args[0], &env)?;
-    let exec_args = process::ExecArgs::new(&program, &args, &env)?;
+    let mut exec_args = process::ExecArgs::new(&program, &args, &env)?;
 
     close_inherited_fds(3 + config.extra_fds)?;
     crate::trace::mark("child: exec prepared");
@@ -210,6 +210,16 @@ fn steps(config: &ChildConfig, channel: &Channel) -> Result<Infallible> {
     if let Some(fifo) = &start_fifo {
         use std::io::Write;
         (&**fifo).write_all(b"0").context("write exec fifo")?;
+        if let Some(stub) = config.exec_stub {
+            // The stub inherits the fifo to report its own execve's
+            // failure, and marks it close-on-exec again before that execve.
+            nix::fcntl::fcntl(
+                fifo.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .context("exec fifo for the exec stub")?;
+            exec_args = exec_args.through_stub(stub, fifo.as_raw_fd());
+        }
     }
     // The filter is the last thing before execve: from here on, no system
     // call but execve (the profile may deny anything else), hence no

@@ -38,6 +38,9 @@ pub struct ChildConfig {
     pub keep_callers_stderr: bool,
     /// O_PATH descriptor of exec.fifo (create only).
     pub fifo_fd: Option<RawFd>,
+    /// The sealed exec stub that executes the process (create only, when
+    /// ozz was not re-executed: security/exec_stub.rs).
+    pub exec_stub: Option<RawFd>,
     /// Descriptors 3..3+N that the process inherits.
     pub extra_fds: u32,
     pub id: String,
@@ -292,6 +295,7 @@ pub fn kept_fds(config: &ChildConfig, channel: &Channel) -> KeptFds {
     use std::os::fd::AsRawFd;
     let mut singles = vec![channel.as_raw_fd()];
     singles.extend(config.fifo_fd);
+    singles.extend(config.exec_stub);
     singles.extend(config.console_socket);
     singles.extend(crate::trace::kept_fd());
     if let ChildKind::Exec {

@@ -239,6 +239,17 @@ pub struct CompiledSeccomp {
     listener_program: Option<usize>,
 }
 
+impl CompiledSeccomp {
+    /// Whether every program lets this native call through, as the kernel
+    /// would decide it (the exec stub asks before it is chosen).
+    pub fn allows(&self, nr: libc::c_long, args: [u64; 6]) -> bool {
+        let data = chain::seccomp_data(nr as u32, native::AUDIT_ARCH, args);
+        self.programs
+            .iter()
+            .all(|program| chain::run_bpf(program, &data) == libc::SECCOMP_RET_ALLOW)
+    }
+}
+
 impl fmt::Debug for CompiledSeccomp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lens: Vec<usize> = self.programs.iter().map(Vec::len).collect();
