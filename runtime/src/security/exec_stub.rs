@@ -229,6 +229,13 @@ mod tests {
             .unwrap();
         assert_eq!(out.status.code(), Some(127));
         assert!(String::from_utf8_lossy(&out.stderr).contains("only ozz's init"));
+        // Nothing reaches its pages: no write, no resize.
+        let mut through_proc = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .unwrap();
+        assert!(through_proc.write_all(b"pwned").is_err());
+        assert!(through_proc.set_len(0).is_err());
     }
 
     #[test]
