@@ -676,6 +676,29 @@ pub fn check_before_create(path: &Path) -> Result<Vec<PathBuf>> {
     let rel = path.strip_prefix("/").unwrap_or(path);
     let mut missing = Vec::new();
     for mount in hierarchy_mounts()? {
+        let leaf = mount.join(rel);
+        // why: the usual cases, a cgroup that exists or one whose parent
+        // does, take one or two lstat per hierarchy instead of one per
+        // level (ten hierarchies on a hybrid host); anything else walks
+        // down from the mount, as the errors name the first odd level.
+        let is_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        match std::fs::symlink_metadata(&leaf) {
+            Ok(meta) if meta.is_dir() => {
+                let found = count_procs(&leaf, 0);
+                if found > 0 {
+                    bail!("container's cgroup is not empty: {found} process(es) found");
+                }
+                continue;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && leaf.parent().is_some_and(|p| p == mount || is_dir(p)) =>
+            {
+                missing.push(leaf);
+                continue;
+            }
+            _ => {}
+        }
         let mut dir = mount.clone();
         for part in rel.components() {
             dir.push(part);
@@ -688,13 +711,6 @@ pub fn check_before_create(path: &Path) -> Result<Vec<PathBuf>> {
                 ),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir.clone()),
                 Err(e) => return Err(e).with_context(|| format!("stat {}", dir.display())),
-            }
-        }
-        let leaf = mount.join(rel);
-        if leaf.is_dir() {
-            let found = count_procs(&leaf, 0);
-            if found > 0 {
-                bail!("container's cgroup is not empty: {found} process(es) found");
             }
         }
     }
