@@ -31,14 +31,9 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let config_path = dir.join("config.json");
     let data =
         std::fs::read(&config_path).with_context(|| format!("read {}", config_path.display()))?;
-    // why: the scan below answers the usual case without building the
-    // whole config as a JSON value (which the typed parse then builds again
-    // as the spec); any doubt takes the value's way, for the same errors.
-    if !objects_where_the_spec_wants_them(&data) {
-        let value: serde_json::Value = serde_json::from_slice(&data)
-            .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
-        check_objects(&value)?;
-    }
+    let value: serde_json::Value = serde_json::from_slice(&data)
+        .map_err(|e| anyhow::anyhow!("parse {}: {e}", config_path.display()))?;
+    check_objects(&value)?;
     let spec: Spec = parse_lenient(&data, |v| {
         if let Some(process) = v.get_mut("process") {
             normalize_process(process);
@@ -124,156 +119,6 @@ fn check_objects(config: &serde_json::Value) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether `data` is JSON whose every OBJECTS path holds an object (or
-/// null) and every array at an OBJECT_LISTS path holds objects only, as
-/// [`check_objects`] would find it, told by one scan that keeps nothing.
-/// False means "not known": invalid JSON, a duplicate key (the value's
-/// way keeps the last one), or a misplaced array; the caller then parses
-/// the value and reports what is wrong.
-fn objects_where_the_spec_wants_them(data: &[u8]) -> bool {
-    use serde::de::DeserializeSeed;
-    let mut scan = serde_json::Deserializer::from_slice(data);
-    ShapeCheck {
-        path: String::new(),
-    }
-    .deserialize(&mut scan)
-    .and_then(|()| scan.end())
-    .is_ok()
-}
-
-/// One node of the scan: `path` is its JSON pointer.
-struct ShapeCheck {
-    path: String,
-}
-
-impl ShapeCheck {
-    fn must_be_object(&self) -> bool {
-        OBJECTS.contains(&self.path.as_str())
-    }
-
-    fn entries_must_be_objects(&self) -> bool {
-        OBJECT_LISTS.contains(&self.path.as_str())
-    }
-
-    /// Whether anything at or below `path` is checked.
-    fn leads_somewhere(path: &str) -> bool {
-        let below = |p: &&str| {
-            p.strip_prefix(path)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        };
-        OBJECTS.iter().any(below) || OBJECT_LISTS.iter().any(below)
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for ShapeCheck {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ShapeCheck {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "a config shaped as the spec says")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                return Err(serde::de::Error::custom("duplicate key"));
-            }
-            let path = format!("{}/{key}", self.path);
-            seen.push(key);
-            if ShapeCheck::leads_somewhere(&path) {
-                map.next_value_seed(ShapeCheck { path })?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.must_be_object() {
-            return Err(serde::de::Error::custom("an array where an object belongs"));
-        }
-        if self.entries_must_be_objects() {
-            while seq.next_element_seed(AnObject)?.is_some() {}
-        } else {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        }
-        Ok(())
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        self.scalar()
-    }
-}
-
-/// An entry of an OBJECT_LISTS array: any object, nothing else.
-struct AnObject;
-
-impl<'de> serde::de::DeserializeSeed<'de> for AnObject {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for AnObject {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "an object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(())
-    }
-}
-
-impl ShapeCheck {
-    fn scalar<E: serde::de::Error>(&self) -> Result<(), E> {
-        if self.must_be_object() {
-            return Err(E::custom("a scalar where an object belongs"));
-        }
-        Ok(())
-    }
 }
 
 /// Typed parsing of `data`; only when that fails, once more after
@@ -553,52 +398,6 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_shape_scan_agrees_with_the_value_check() {
-        let spec = crate::cli::spec::default_spec();
-        let rootless = crate::cli::spec::rootless(spec.clone());
-        let mut cases: Vec<(String, bool)> = vec![
-            (
-                r#"{"ociVersion": "1.0.2", "process": {"args": ["a"]}}"#.into(),
-                true,
-            ),
-            (
-                r#"{"process": null, "linux": {"resources": null}}"#.into(),
-                true,
-            ),
-            (r#"{"process": ["a"]}"#.into(), false),
-            (r#"{"linux": {"resources": {"memory": [1]}}}"#.into(), false),
-            (r#"{"linux": {"seccomp": "x"}}"#.into(), false),
-            (
-                r#"{"mounts": [{"destination": "/a"}, ["b"]]}"#.into(),
-                false,
-            ),
-            (r#"{"mounts": "not a list"}"#.into(), true),
-            (
-                r#"{"hooks": {"prestart": [{"path": "/x"}, 1]}}"#.into(),
-                false,
-            ),
-            (r#"{"process": {}, "process": []}"#.into(), false),
-            (r#"[1, 2]"#.into(), false),
-            (r#"{"process": {"#.into(), false),
-            (r#"{"a/b": [], "annotations": {"x": "y"}}"#.into(), true),
-        ];
-        cases.push((spec.to_string(), true));
-        cases.push((rootless.to_string(), true));
-        for (json, shaped) in cases {
-            assert_eq!(
-                objects_where_the_spec_wants_them(json.as_bytes()),
-                shaped,
-                "{json}"
-            );
-            // Never more lenient than the check it stands in for.
-            if shaped {
-                let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-                assert!(check_objects(&value).is_ok(), "{json}");
-            }
-        }
-    }
 
     fn spec_from(json: &str) -> Result<Spec> {
         Ok(serde_json::from_str(json)?)
