@@ -365,28 +365,36 @@ fn exe_holder_attack(read_only_mount: bool) {
     assert!(held, "exec --detach with the ozz copy failed");
     let exe = read_when_there(&b.id, "/tmp/exe");
     if is_ozz() {
-        // pid 1 runs the copy's own file, not a re-executed view of it (an
-        // overlayfs view has its own st_dev, a memfd is another file).
-        use std::os::unix::fs::MetadataExt;
-        let state: serde_json::Value =
-            serde_json::from_str(&stdout(&ozz.run(&["state", &b.id]))).unwrap();
-        let pid = state["pid"].as_i64().unwrap();
-        let running = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
-        let copy = std::fs::metadata(&ozz.path).unwrap();
         assert_eq!(
-            (running.dev(), running.ino()) == (copy.dev(), copy.ino()),
+            pid1_runs_the_copy(&ozz, &b.id),
             read_only_mount,
             "[{tag}] pid 1 should run the binary itself only from a read-only mount"
         );
     }
-    let out = ozz.run(&["start", &b.id]);
+    start_and_expect_refused(&ozz, &b.id, &format!("[{tag}] pid 1 ran {}", exe.trim()));
+}
+
+/// Whether the created container's pid 1 runs the copy's own file, not a
+/// re-executed view of it (an overlayfs view has its own st_dev, a memfd
+/// is another file).
+fn pid1_runs_the_copy(ozz: &OzzCopy, id: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let state: serde_json::Value = serde_json::from_str(&stdout(&ozz.run(&["state", id]))).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let running = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    let copy = std::fs::metadata(&ozz.path).unwrap();
+    (running.dev(), running.ino()) == (copy.dev(), copy.ino())
+}
+
+/// Starts the container, then reads what its holder of pid 1's binary
+/// found when it tried to write it: that must be a refusal, and the copy
+/// must be as it was.
+fn start_and_expect_refused(ozz: &OzzCopy, id: &str, what: &str) {
+    let out = ozz.run(&["start", id]);
     assert!(out.status.success(), "start: {}", stderr(&out));
-    let result = read_when_there(&b.id, "/tmp/result");
-    eprintln!(
-        "[{tag}] pid 1 ran {}; reopening it for writing: {result}",
-        exe.trim()
-    );
-    assert!(result.starts_with("refused"), "[{tag}] {result}");
+    let result = read_when_there(id, "/tmp/result");
+    eprintln!("{what}; writing it: {result}");
+    assert!(result.starts_with("refused"), "{what}: {result}");
     ozz.assert_unchanged();
 }
 
@@ -421,15 +429,8 @@ fn cve_2019_5736_init_binary_out_of_reach_without_ptrace() {
     add_tmpfs(&mut b, "/tmp");
     ozz.create(&b);
     if is_ozz() {
-        use std::os::unix::fs::MetadataExt;
-        let state: serde_json::Value =
-            serde_json::from_str(&stdout(&ozz.run(&["state", &b.id]))).unwrap();
-        let pid = state["pid"].as_i64().unwrap();
-        let running = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
-        let copy = std::fs::metadata(&ozz.path).unwrap();
-        assert_eq!(
-            (running.dev(), running.ino()),
-            (copy.dev(), copy.ino()),
+        assert!(
+            pid1_runs_the_copy(&ozz, &b.id),
             "pid 1 should be the copy itself: the exec stub makes the re-exec needless"
         );
     }
@@ -440,15 +441,8 @@ fn cve_2019_5736_init_binary_out_of_reach_without_ptrace() {
     if is_ozz() {
         assert_eq!(opened.trim(), "refused", "pid 1's binary was opened");
     }
-    let out = ozz.run(&["start", &b.id]);
-    assert!(out.status.success(), "start: {}", stderr(&out));
-    let result = read_when_there(&b.id, "/tmp/result");
-    eprintln!(
-        "pid 1's binary from the container: {}; {result}",
-        opened.trim()
-    );
-    assert!(result.starts_with("refused"), "{result}");
-    ozz.assert_unchanged();
+    let what = format!("pid 1's binary from the container: {}", opened.trim());
+    start_and_expect_refused(&ozz, &b.id, &what);
 }
 
 /// A container whose program is /proc/self/exe, directly or as the
