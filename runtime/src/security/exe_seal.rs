@@ -13,9 +13,11 @@
 //! # The defence
 //!
 //! Before doing anything that lets a container see us, the commands that enter
-//! a container call [`reexec_sealed_if_needed`], which re-executes the same
-//! argv and environment from a view of the binary that cannot be written
-//! through `/proc/<pid>/exe` at all:
+//! a container call [`reexec_sealed_if_needed`] (`exec`) or
+//! [`protect_container_process`] (`create`, `run`: where the exec stub of
+//! `exec_stub.rs` can stand in, it does, at a fraction of the cost), which
+//! re-executes the same argv and environment from a view of the binary
+//! that cannot be written through `/proc/<pid>/exe` at all:
 //!
 //! 1. **Read-only overlayfs (preferred, near zero cost).** With the new mount
 //!    API (`fsopen`/`fsconfig`/`fsmount`) we build an overlayfs whose only
@@ -154,8 +156,9 @@ impl SealKind {
 /// already runs from one. Returns `Ok(())` only in the sealed process; on
 /// success in the unsealed one it never returns.
 ///
-/// Call it first thing in the commands that start a process entering a
-/// container (`create`, `run`, `exec`), while single-threaded.
+/// Call it first thing in `exec` (and through
+/// [`protect_container_process`] in `create` and `run`), while
+/// single-threaded.
 ///
 /// [`STRATEGY_ENV`] (`auto`, `overlay` or `memfd`) picks the view; unset means
 /// `auto`. Every choice seals: it only exists to test the fallback.
