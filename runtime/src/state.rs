@@ -123,6 +123,10 @@ pub struct StateFile<C> {
     /// none where `cgroup_path` says): nothing of cgroup_path exists.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_cgroup: bool,
+    /// The init executes the process through the exec stub: until start it
+    /// runs from the host's binary (security/exec_stub.rs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exec_stub: bool,
     /// The bundle's config as it was at create: delete needs its hooks,
     /// exec its namespaces and process defaults. Written last: it is most
     /// of the file, and `list` stops reading where it begins.
@@ -507,6 +511,7 @@ fn list_one(entry: &fs::DirEntry) -> Found {
         carried_beancounters: BTreeMap::new(),
         rootless: false,
         no_cgroup: false,
+        exec_stub: false,
     };
     Found::Broken(listed, status)
 }

@@ -445,6 +445,37 @@ fn cve_2019_5736_init_binary_out_of_reach_without_ptrace() {
     start_and_expect_refused(&ozz, &b.id, &what);
 }
 
+/// The exec stub's assumption, kept: a created container whose init runs
+/// ozz's own binary (no CAP_SYS_PTRACE in its config) takes no process
+/// with CAP_SYS_PTRACE until it has started, as that capability passes the
+/// init's dumpable flag. After start the same exec runs. (runc 1.1.5, whose
+/// init is a sealed copy, takes it at once.)
+#[test]
+fn cve_2019_5736_no_ptrace_process_beside_an_unsealed_init() {
+    let b = bundle("cve-5736-ptrace-exec", &["sleep", "100"]);
+    b.create_ok();
+    let early = ozz(&["exec", "--cap", "CAP_SYS_PTRACE", &b.id, "true"]);
+    if is_ozz() {
+        assert!(
+            !early.status.success(),
+            "exec with CAP_SYS_PTRACE was let in"
+        );
+        let err = stderr(&early);
+        assert!(
+            err.contains("CAP_SYS_PTRACE") && err.contains("start"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        // A process without it is let in as before.
+        let plain = ozz(&["exec", &b.id, "true"]);
+        assert!(plain.status.success(), "{}", stderr(&plain));
+    }
+    let out = b.cmd("start", &[]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    let late = ozz(&["exec", "--cap", "CAP_SYS_PTRACE", &b.id, "true"]);
+    assert!(late.status.success(), "after start: {}", stderr(&late));
+}
+
 /// A container whose program is /proc/self/exe, directly or as the
 /// interpreter of its script: the kernel resolves it while the runtime is
 /// still pid 1, so the runtime's own binary would run in the container.

@@ -276,6 +276,7 @@ fn build(
         carried_beancounters: Default::default(),
         rootless,
         no_cgroup,
+        exec_stub: settled.exec_stub.is_some(),
     };
     // why: the child prints "parent did not complete setup" when our end
     // of the channel closes first, which made a second error line; so on

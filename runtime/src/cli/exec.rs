@@ -31,10 +31,15 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         }
         _ => bail!("cannot exec in a stopped container"),
     }
+    // Not started yet (also when paused since): pid 1 is still the init.
+    let not_started = dir.fifo_path().exists();
     // The new process joins the frozen cgroup and freezes with it until
     // `resume`, which needs the container's lock: let go of it now.
     let lock = (status != Status::Paused).then_some(dir);
     let process = build_process(args, state.config.process().as_ref())?;
+    if not_started && state.exec_stub {
+        crate::security::exec_stub::check_exec_beside_the_init(&state.config, &process)?;
+    }
     let sub_cgroups = spawn::cgroup_join::SubCgroups::parse(&args.cgroup)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && args.detach && args.console_socket.is_none() {

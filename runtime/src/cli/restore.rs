@@ -116,6 +116,7 @@ fn restore(
             carried_beancounters: carried.map(|r| r.counters).unwrap_or_default(),
             rootless: false,
             no_cgroup: false,
+            exec_stub: false,
         };
         let hook_state = state.clone();
         let mut on_namespaces = |pid: i32| -> Result<()> {

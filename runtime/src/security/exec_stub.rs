@@ -98,6 +98,23 @@ pub fn why_not(spec: &Spec) -> Option<&'static str> {
     None
 }
 
+/// `exec` into a container created the exec stub's way, not started yet:
+/// its init runs from the host's binary, out of reach only by its dumpable
+/// flag, which a process holding CAP_SYS_PTRACE over the host's user
+/// namespace passes; create judged the config's process, not the ones
+/// exec may add. Such an exec waits for start (pid 1 is then the
+/// container's program).
+pub fn check_exec_beside_the_init(spec: &Spec, process: &Process) -> Result<()> {
+    let plan = NamespacePlan::from_spec(spec);
+    if plan.has(LinuxNamespaceType::User) || !has_capability(process, Capability::SysPtrace) {
+        return Ok(());
+    }
+    bail!(
+        "cannot exec a process with CAP_SYS_PTRACE into a created container whose init still \
+         runs ozz's own binary (CVE-2019-5736): start the container first"
+    )
+}
+
 fn has_capability(process: &Process, cap: Capability) -> bool {
     let Some(caps) = process.capabilities() else {
         return false;
