@@ -654,6 +654,20 @@ fn preserve_fds_passes_exactly_the_asked_descriptors() {
     assert_eq!(fd_list(rest), vec![0, 1, 2, 3, 4], "{text}");
 }
 
+/// A gap among the preserved descriptors is never filled by one of the
+/// runtime's own (here the sealed exec stub ozz makes for the init): the
+/// container sees the caller's descriptor 3 and, in the gap at 4, nothing
+/// of the runtime's.
+#[test]
+fn a_gap_among_preserved_descriptors_takes_nothing_of_the_runtimes() {
+    let b = bundle("fds-gap", &["ls", "-l", "/proc/self/fd/"]);
+    let out = run_with_open_fds(&b, "3</etc/passwd 4<&-", &["--preserve-fds", "2"]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("/etc/passwd"), "{text}");
+    assert!(!text.contains("memfd") && !text.contains("ozz"), "{text}");
+}
+
 /// CVE-2024-21626: a cwd through /proc/self/fd/N must never land outside the
 /// container's root, whatever descriptors the runtime or its caller hold.
 #[test]

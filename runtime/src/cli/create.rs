@@ -101,15 +101,17 @@ pub fn create(
         let socket = crate::procview::agent::socket_path(dir);
         bundle.spec = crate::procview::agent::route_to_agent(bundle.spec, &socket)?;
     }
+    let extra_fds = preserved_fd_count(args.preserve_fds)?;
+    reserve_preserved_fds(extra_fds)?;
     // CVE-2019-5736: decided on the final config, before anything exists
-    // (the re-exec, where it is the way, starts this command over).
+    // (the re-exec, where it is the way, starts this command over), and
+    // after the preserved descriptors are reserved: the stub's memfd must
+    // not take a gap among them into the container.
     let exec_stub = crate::security::exe_seal::protect_container_process(&bundle.spec)?;
     let settled = Settled {
         procview,
         exec_stub,
     };
-    let extra_fds = preserved_fd_count(args.preserve_fds)?;
-    reserve_preserved_fds(extra_fds)?;
     let dir = ContainerDir::create(root, &args.id)?;
     crate::trace::mark("state dir created");
     let mut undo = Undo {
