@@ -548,7 +548,23 @@ fn verify_same_content_meta(exe: &libc::stat, view: &libc::stat) -> Result<()> {
 
 /// Copies the running binary into a memfd and seals it against any change.
 fn sealed_memfd_copy(exe: &File) -> Result<OwnedFd> {
-    let name = c"ozz-sealed-exe";
+    sealed_memfd(c"ozz-sealed-exe", |copy| {
+        let size = fstat(exe.as_fd())?.st_size;
+        // std::io::copy uses copy_file_range/sendfile where it can.
+        let mut src = exe;
+        src.rewind().context("rewind /proc/self/exe")?;
+        let copied = io::copy(&mut src, copy).context("copy binary into memfd")?;
+        if i64::try_from(copied).ok() != Some(size) {
+            bail!("copied {copied} bytes of a {size}-byte binary");
+        }
+        Ok(())
+    })
+}
+
+/// A close-on-exec, executable memfd named `name`, filled by `fill`, then
+/// sealed against any write, growth or shrinking (the re-exec's copy of
+/// the binary, the exec stub).
+pub fn sealed_memfd(name: &CStr, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<OwnedFd> {
     let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: name is a valid NUL-terminated string; memfd_create has no other
     // memory arguments.
@@ -558,20 +574,13 @@ fn sealed_memfd_copy(exe: &File) -> Result<OwnedFd> {
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), base) };
     }
-    let mut copy = File::from(owned(fd).context("memfd_create")?);
-    let size = fstat(exe.as_fd())?.st_size;
-    // std::io::copy uses copy_file_range/sendfile where it can.
-    let mut src = exe;
-    src.rewind().context("rewind /proc/self/exe")?;
-    let copied = io::copy(&mut src, &mut copy).context("copy binary into memfd")?;
-    if i64::try_from(copied).ok() != Some(size) {
-        bail!("copied {copied} bytes of a {size}-byte binary");
-    }
+    let mut file = File::from(owned(fd).context("memfd_create")?);
+    fill(&mut file)?;
     // SAFETY: F_ADD_SEALS takes an int argument and touches no memory.
-    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, REQUIRED_SEALS) } < 0 {
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, REQUIRED_SEALS) } < 0 {
         return Err(io::Error::last_os_error()).context("seal memfd");
     }
-    let fd = OwnedFd::from(copy);
+    let fd = OwnedFd::from(file);
     if seal_kind(fd.as_fd())? != Some(SealKind::SealedMemfd) {
         bail!("memfd seals did not stick");
     }

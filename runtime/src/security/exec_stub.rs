@@ -46,7 +46,7 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process, Spec};
@@ -58,14 +58,6 @@ const STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec-stub"));
 
 /// The stub's argv[0]; it refuses to run under any other (exec_stub.c).
 pub const MAGIC: &str = "ozz-exec-stub";
-
-/// Seals that make the memfd immutable.
-const SEALS: libc::c_int =
-    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-
-/// memfd_create flag (Linux 6.3): executable even where vm.memfd_noexec
-/// makes memfds non-executable by default.
-const MFD_EXEC: libc::c_uint = 0x10;
 
 /// Why the stub cannot stand in for the re-exec for this container, or
 /// None when it can.
@@ -155,30 +147,9 @@ fn filter_allows_stub(filter: &crate::security::seccomp::CompiledSeccomp) -> boo
 
 /// A close-on-exec, sealed, executable memfd holding the stub.
 pub fn sealed_copy() -> Result<OwnedFd> {
-    let name = c"ozz-exec-stub";
-    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: name is a NUL-terminated string; no other memory is passed.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), base | MFD_EXEC) };
-    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // Kernels before 6.3 refuse MFD_EXEC; their memfds are executable.
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), base) };
-    }
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create for the exec stub");
-    }
-    // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    file.write_all(STUB).context("write the exec stub")?;
-    // SAFETY: F_ADD_SEALS and F_GET_SEALS take an int and touch no memory.
-    let sealed = unsafe {
-        libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, SEALS) == 0
-            && libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) & SEALS == SEALS
-    };
-    if !sealed {
-        bail!("seal the exec stub's memfd");
-    }
-    Ok(OwnedFd::from(file))
+    crate::security::exe_seal::sealed_memfd(c"ozz-exec-stub", |file| {
+        file.write_all(STUB).context("write the exec stub")
+    })
 }
 
 /// What `ozz start` reads from exec.fifo when the stub's execve failed:
@@ -214,6 +185,7 @@ pub fn argv(fifo: RawFd, program: &CString, args: &[CString]) -> Vec<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     fn spec(json: serde_json::Value) -> Spec {
         let mut base = serde_json::json!({
