@@ -72,7 +72,7 @@ pub fn why_not(spec: &Spec) -> Option<&'static str> {
     if !plan.creates(LinuxNamespaceType::Pid) {
         return Some("the PID namespace is shared");
     }
-    if !plan.has(LinuxNamespaceType::User) && has_capability(process, Capability::SysPtrace) {
+    if ptrace_passes_the_dumpable_check(spec, process) {
         return Some("CAP_SYS_PTRACE without a user namespace");
     }
     if process.user().uid() != 0 && !permitted_is_ambient(process) {
@@ -97,14 +97,21 @@ pub fn why_not(spec: &Spec) -> Option<&'static str> {
 /// exec may add. Such an exec waits for start (pid 1 is then the
 /// container's program).
 pub fn check_exec_beside_the_init(spec: &Spec, process: &Process) -> Result<()> {
-    let plan = NamespacePlan::from_spec(spec);
-    if plan.has(LinuxNamespaceType::User) || !has_capability(process, Capability::SysPtrace) {
+    if !ptrace_passes_the_dumpable_check(spec, process) {
         return Ok(());
     }
     bail!(
         "cannot exec a process with CAP_SYS_PTRACE into a created container whose init still \
          runs ozz's own binary (CVE-2019-5736): start the container first"
     )
+}
+
+/// Whether `process`, in the container `spec` describes, could hold
+/// CAP_SYS_PTRACE over the host's user namespace, which the init's memory
+/// belongs to: in some capability set, with no user namespace of its own.
+fn ptrace_passes_the_dumpable_check(spec: &Spec, process: &Process) -> bool {
+    !NamespacePlan::from_spec(spec).has(LinuxNamespaceType::User)
+        && has_capability(process, Capability::SysPtrace)
 }
 
 fn has_capability(process: &Process, cap: Capability) -> bool {
