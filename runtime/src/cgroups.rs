@@ -10,7 +10,7 @@ use libcgroups::common::{
 };
 use libcgroups::v2::manager::V2ManagerError;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxResources, LinuxWeightDevice, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, LinuxWeightDevice, Spec};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -150,17 +150,55 @@ pub fn manager(path: &Path) -> Result<AnyCgroupManager> {
     .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
 }
 
-/// A container's limits being set by a forked helper process, while
-/// create goes on with clone3 and the init's mounts.
+/// A container's limits, set while create goes on with clone3 and the
+/// init's mounts: the init makes no device node before [`wait`] returns.
+/// The limits go to the cgroup's directories, which exist before clone3,
+/// not to a process, so they can be set from the start.
 ///
-/// why: libcgroups' v1 manager finds each of its twelve controllers' mount
-/// point by reading mountinfo and /proc/self/cgroup again through pathrs,
-/// which checks its procfs handle around every read: about 550 system
-/// calls, 1.3 ms, and the init waited for them before it could make its
-/// device nodes (issue 15's trace). The limits go to the cgroup's
-/// directories, which exist before clone3, not to a process, so they can
-/// be set from the start. A process and not a thread: nothing on the path
-/// that forks the container may run threads.
+/// [`wait`]: PendingLimits::wait
+pub enum PendingLimits {
+    /// libcgroups' manager in a forked helper process.
+    ///
+    /// why: libcgroups' v1 manager finds each of its twelve controllers'
+    /// mount point by reading mountinfo and /proc/self/cgroup again through
+    /// pathrs, which checks its procfs handle around every read: about 850
+    /// system calls, 1.3 ms, and the init waited for them before it could
+    /// make its device nodes (issue 15's trace). A process and not a
+    /// thread: nothing on the path that forks the container may run
+    /// threads.
+    Helper(LimitsHelper),
+    /// v1 device rules alone ([`v1_device_rules_only`]): `wait` writes them
+    /// itself, after clone3, while the init mounts. A fork costs more than
+    /// these few writes.
+    DeviceRules {
+        rules: Vec<LinuxDeviceCgroup>,
+        path: PathBuf,
+    },
+}
+
+impl PendingLimits {
+    /// Starts setting `resources` (as [`apply`], or [`apply_rootless`]).
+    /// Call while the process is single-threaded.
+    pub fn start(path: &Path, resources: &LinuxResources, rootless: bool) -> Result<Self> {
+        if let Some(rules) = v1_device_rules_only(resources, rootless) {
+            return Ok(PendingLimits::DeviceRules {
+                rules: rules.to_vec(),
+                path: path.to_path_buf(),
+            });
+        }
+        LimitsHelper::start(path, resources, rootless).map(PendingLimits::Helper)
+    }
+
+    /// `Ok` once every limit is set, else the reason.
+    pub fn wait(self) -> Result<()> {
+        match self {
+            PendingLimits::Helper(helper) => helper.wait(),
+            PendingLimits::DeviceRules { rules, path } => write_v1_device_rules(&rules, &path),
+        }
+    }
+}
+
+/// The forked helper of [`PendingLimits::Helper`].
 pub struct LimitsHelper {
     pid: Option<Pid>,
     report: std::fs::File,
@@ -170,15 +208,14 @@ pub struct LimitsHelper {
 const DONE: &str = "\0done";
 
 impl LimitsHelper {
-    /// Forks the helper: it makes the manager, applies `resources` (as
-    /// [`apply`], or [`apply_rootless`]) and exits, its error on the pipe.
-    /// Call while the process is single-threaded.
-    pub fn start(path: &Path, resources: &LinuxResources, rootless: bool) -> Result<Self> {
+    /// Forks the helper: it makes the manager, applies `resources` and
+    /// exits, its error on the pipe.
+    fn start(path: &Path, resources: &LinuxResources, rootless: bool) -> Result<Self> {
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context("pipe for the cgroup limits")?;
-        // SAFETY: create is single-threaded here (see above), so the child
-        // holds no lock another thread had; it only runs the code below and
-        // leaves by _exit, never returning into the caller.
+        // SAFETY: create is single-threaded here (see PendingLimits), so the
+        // child holds no lock another thread had; it only runs the code
+        // below and leaves by _exit, never returning into the caller.
         match unsafe { nix::unistd::fork() }.context("fork to set the cgroup limits")? {
             nix::unistd::ForkResult::Child => {
                 drop(read_end);
@@ -214,7 +251,7 @@ impl LimitsHelper {
     }
 
     /// Waits for the helper: `Ok` once every limit is set, else its error.
-    pub fn wait(mut self) -> Result<()> {
+    fn wait(mut self) -> Result<()> {
         let mut report = String::new();
         let _ = std::io::Read::read_to_string(&mut self.report, &mut report);
         let pid = self.pid.take().expect("waited once");
@@ -238,6 +275,132 @@ impl Drop for LimitsHelper {
             let _ = nix::sys::wait::waitpid(pid, None);
         }
     }
+}
+
+/// The device rules, when they are all a v1 container's resources ask of
+/// the controllers (the bundles of `ozz spec`, runc's and many others):
+/// then [`write_v1_device_rules`] writes what libcgroups' v1 manager would,
+/// without the manager.
+///
+/// why: the manager finds each of its twelve controllers by reading
+/// mountinfo and /proc/self/cgroup through pathrs, which verifies its procfs
+/// handle around every open: about 850 system calls and 1.3 ms of a core,
+/// beside clone3 and the init's mounts on a two-core host, to write one
+/// file (and a fork for it). Anything more (a memory, cpu, pids, blkio, hugetlb or network
+/// section, even an empty one) goes through the manager as before.
+fn v1_device_rules_only(
+    resources: &LinuxResources,
+    rootless: bool,
+) -> Option<&[LinuxDeviceCgroup]> {
+    (!rootless && !is_v2() && asks_only_device_rules(resources))
+        .then(|| resources.devices().as_deref().unwrap_or_default())
+}
+
+/// Whether no v1 controller but devices has anything to do: every section
+/// that makes libcgroups handle a controller is absent (an empty one
+/// counts as present, as it does for libcgroups).
+fn asks_only_device_rules(resources: &LinuxResources) -> bool {
+    let cpu_unset = resources.cpu().as_ref().is_none_or(|c| {
+        c.shares().is_none()
+            && c.quota().is_none()
+            && c.period().is_none()
+            && c.burst().is_none()
+            && c.realtime_runtime().is_none()
+            && c.realtime_period().is_none()
+            && c.idle().is_none()
+            && c.cpus().is_none()
+            && c.mems().is_none()
+    });
+    cpu_unset
+        && resources.memory().is_none()
+        && resources.pids().is_none()
+        && resources.block_io().is_none()
+        && resources
+            .hugepage_limits()
+            .as_ref()
+            .is_none_or(|h| h.is_empty())
+        && resources.network().is_none()
+        && resources.rdma().as_ref().is_none_or(|r| r.is_empty())
+        && resources.unified().as_ref().is_none_or(|u| u.is_empty())
+}
+
+/// Writes a v1 container's device rules as libcgroups' v1 devices
+/// controller does: the bundle's (with [`effective_resources`]' defaults),
+/// then libcgroups' own defaults, each rule one write to devices.allow or
+/// devices.deny, in that order. Each file is opened once.
+fn write_v1_device_rules(rules: &[LinuxDeviceCgroup], path: &Path) -> Result<()> {
+    let hierarchies = V1Hierarchies::read()?;
+    let Some(mount) = hierarchies.devices else {
+        bail!(
+            "apply resources to cgroup {}: cgroup devices is required to fulfill the request, but is not supported by this system",
+            path.display()
+        );
+    };
+    let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
+    let mut allow = None;
+    let mut deny = None;
+    for rule in rules.iter().chain(libcgroups_default_device_rules().iter()) {
+        let (slot, name) = if rule.allow() {
+            (&mut allow, "devices.allow")
+        } else {
+            (&mut deny, "devices.deny")
+        };
+        let file = dir.join(name);
+        let text = rule.to_string();
+        let failed = |e: std::io::Error| {
+            anyhow!(
+                "apply resources to cgroup {}: failed to write {text} to {}: {e}",
+                path.display(),
+                file.display()
+            )
+        };
+        if slot.is_none() {
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .map_err(|e| {
+                    anyhow!(
+                        "apply resources to cgroup {}: failed to open {}: {e}",
+                        path.display(),
+                        file.display()
+                    )
+                })?;
+            *slot = Some(opened);
+        }
+        let opened = slot.as_mut().expect("opened above");
+        std::io::Write::write_all(opened, text.as_bytes()).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// The rules libcgroups' v1 devices controller adds after a container's own
+/// (its default device nodes, then `c *:* m`, `b *:* m`, the console,
+/// ptys, ptmx and tun), kept in its order so both ways write the same list.
+fn libcgroups_default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    use oci_spec::runtime::LinuxDeviceType::{B, C};
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(typ));
+        rule.set_major(major);
+        rule.set_minor(minor);
+        rule.set_access(Some(access.to_string()));
+        rule
+    };
+    vec![
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ]
 }
 
 pub fn apply(manager: &AnyCgroupManager, resources: &LinuxResources, path: &Path) -> Result<()> {
@@ -589,6 +752,8 @@ pub struct V1Hierarchies {
     /// Every cgroup v1 mount, in mountinfo's order: what a container's
     /// /sys/fs/cgroup shows.
     pub all_v1: Vec<PathBuf>,
+    /// The hierarchy carrying the devices controller.
+    pub devices: Option<PathBuf>,
 }
 
 impl V1Hierarchies {
@@ -612,11 +777,15 @@ impl V1Hierarchies {
             systemd: None,
             unified: None,
             all_v1: Vec::new(),
+            devices: None,
         };
         for mount in crate::mountinfo::mounts(&mountinfo) {
             let point = mount.mount_point();
             if mount.fs_type == "cgroup" {
                 found.all_v1.push(point.clone());
+                if found.devices.is_none() && mount.super_options().any(|o| o == "devices") {
+                    found.devices = Some(point.clone());
+                }
             }
             match mount.fs_type {
                 "cgroup2" => found.unified = found.unified.or(Some(point)),
@@ -1009,6 +1178,30 @@ pub fn read_keyed(file: &Path, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_device_section_skips_the_v1_manager() {
+        let parse = |v: serde_json::Value| -> LinuxResources { serde_json::from_value(v).unwrap() };
+        let devices = serde_json::json!([{"allow": false, "access": "rwm"}]);
+        assert!(asks_only_device_rules(&parse(
+            serde_json::json!({"devices": devices})
+        )));
+        assert!(asks_only_device_rules(&parse(serde_json::json!({}))));
+        assert!(asks_only_device_rules(&parse(
+            serde_json::json!({"cpu": {}, "hugepageLimits": []})
+        )));
+        for other in [
+            serde_json::json!({"memory": {}}),
+            serde_json::json!({"pids": {"limit": 10}}),
+            serde_json::json!({"cpu": {"shares": 512}}),
+            serde_json::json!({"cpu": {"cpus": "0"}}),
+            serde_json::json!({"blockIO": {}}),
+            serde_json::json!({"network": {"classID": 1}}),
+            serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}),
+        ] {
+            assert!(!asks_only_device_rules(&parse(other.clone())), "{other}");
+        }
+    }
 
     fn spec_with_path(path: Option<&str>) -> Spec {
         let json = match path {

@@ -563,7 +563,12 @@ fn parse_listed(data: &[u8]) -> Option<Listed> {
     }
 
     let mut listed = None;
-    let _ = UpToConfig(&mut listed).deserialize(&mut serde_json::Deserializer::from_slice(data));
+    // why: a reader, not a slice. The stop at "config" makes an error, and
+    // an error over a slice finds its line with memchr's memrchr, whose
+    // first call in a process probes the CPU's features: about ten CPUID
+    // instructions, each a trap to the hypervisor in a VM (5 µs apiece
+    // here), in every `run`. A reader counts lines as it goes.
+    let _ = UpToConfig(&mut listed).deserialize(&mut serde_json::Deserializer::from_reader(data));
     listed
 }
 

@@ -275,6 +275,48 @@ fn linux_devices_are_not_allowed_implicitly_after_a_deny_rule() {
 }
 
 #[test]
+fn device_rules_are_the_same_with_or_without_other_limits() {
+    // On v1 ozz writes a bundle's device rules itself when they are all its
+    // resources ask for, and leaves them to libcgroups with anything more:
+    // both ways must give the kernel the same list and the same effect.
+    let script = "(exec 3>/dev/kmsg && echo opened) > /out/r 2>&1; \
+                  (echo x > /dev/full) 2>> /out/r; head -c 3 /dev/zero | wc -c >> /out/r";
+    let mut results = Vec::new();
+    for (tag, pids) in [("cg-dev-only", None), ("cg-dev-pids", Some(64))] {
+        let (mut b, out) = out_bundle_with_tmp(tag, script);
+        b.config["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c",
+            "major": 1, "minor": 11, "fileMode": 384}]);
+        b.config["linux"]["resources"] = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+        ]});
+        if let Some(limit) = pids {
+            b.config["linux"]["resources"]["pids"] = json!({"limit": limit});
+        }
+        b.create_ok();
+        let list = if is_cgroup_v2() {
+            String::new()
+        } else {
+            read_trimmed(&b.cgroup_dir("devices").join("devices.list"))
+        };
+        start_and_wait(&b);
+        results.push((list, read_trimmed(&out.join("r"))));
+    }
+    let (only, with_pids) = (&results[0], &results[1]);
+    assert_eq!(only, with_pids, "devices only vs with a pids limit");
+    if !is_cgroup_v2() {
+        assert!(only.0.lines().any(|l| l == "c 1:11 r"), "{}", only.0);
+        assert!(only.0.lines().any(|l| l == "c 1:3 rwm"), "{}", only.0);
+        assert!(!only.0.contains("a *:* rwm"), "{}", only.0);
+    }
+    // Opened for writing where only reading is allowed.
+    let lines: Vec<&str> = only.1.lines().collect();
+    assert!(lines[0].contains("Operation not permitted"), "{}", only.1);
+    assert!(lines[1].contains("No space left on device"), "{}", only.1);
+    assert_eq!(lines[2], "3", "{}", only.1);
+}
+
+#[test]
 fn device_rule_without_access_covers_rwm() {
     // The spec makes access optional; the kernel refuses a v1 line without
     // it ("c 1:11 ", EINVAL). A rule without access stands for "rwm".

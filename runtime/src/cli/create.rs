@@ -229,12 +229,12 @@ fn build(
     };
     crate::trace::mark("cgroup dirs created");
     // The limits are set beside clone3 and the init's mounts (see
-    // LimitsHelper); the init makes no device node before they are.
+    // PendingLimits); the init makes no device node before they are.
     let mut limits = None;
     if !no_cgroup {
         cgroups::check_not_frozen(&cgroup_path)?;
         let resources = cgroups::effective_resources(&spec)?;
-        limits = Some(cgroups::LimitsHelper::start(
+        limits = Some(cgroups::PendingLimits::start(
             &cgroup_path,
             &resources,
             rootless,
