@@ -40,7 +40,14 @@ fn main() {
         // here is left to the command's own call, which reports it.
         let _ = security::exe_seal::reexec_sealed_if_needed();
     }
-    let cli = match Cli::try_parse_from(runc_spellings(std::env::args_os().collect())) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The lifecycle commands' plain lines are read without clap (cli/fast.rs);
+    // everything else, and every error, is clap's.
+    let parsed = match cli::fast::parse(&argv) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(runc_spellings(argv)),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         // --help is not an error: clap prints it and we exit 0.
         Err(err) if !err.use_stderr() => err.exit(),

@@ -240,9 +240,11 @@ fn build(
             rootless,
         )?);
     }
+    // The spec is lent to the child's config and taken back after the fork:
+    // a deep copy of it cost more than the rest of the config.
     let child_config = ChildConfig {
         kind: ChildKind::Init,
-        spec: spec.clone(),
+        spec,
         process,
         rootfs: bundle.rootfs.clone(),
         cgroup_path: cgroup_path.clone(),
@@ -262,6 +264,7 @@ fn build(
     };
     let child = spawn::fork_child(&child_config)?;
     crate::trace::mark("child forked");
+    let spec = child_config.spec;
     undo.child = Some(child.pid);
     let mut state = ContainerState {
         id: args.id.clone(),

@@ -11,6 +11,7 @@ pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
+pub mod fast;
 pub mod features;
 pub mod kill;
 pub mod list;
