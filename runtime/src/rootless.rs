@@ -35,16 +35,20 @@ pub fn cgroups_rootless(flag: Option<&str>, systemd_cgroup: bool) -> Result<bool
     Ok(in_user_namespace() && !systemd_cgroup)
 }
 
-/// Whether this process runs in a user namespace other than the initial
-/// one (whose uid_map is the whole range mapped onto itself).
+/// Whether ozz runs in a user namespace other than the initial one (whose
+/// uid_map is the whole range mapped onto itself). Read once: create asks
+/// before it forks the init and the init asks again, which then need not
+/// read the file (the init's own new user namespace is its config's, and
+/// is asked of the config).
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    static IN_USER_NS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USER_NS.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
         Ok(map) => {
             let fields: Vec<&str> = map.split_whitespace().collect();
             fields != ["0", "0", "4294967295"]
         }
         Err(_) => false,
-    }
+    })
 }
 
 /// Whether these resources need a cgroup controller (anything but the

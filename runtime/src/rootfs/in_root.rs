@@ -131,16 +131,21 @@ impl InRoot {
         }
     }
 
-    /// Whether `path` exists in the root and no component of it is a
-    /// symlink: one openat2 answers what a walk asks of each component.
-    pub fn exists_without_symlinks(&self, path: impl AsRef<Path>) -> bool {
-        openat2(
+    /// Whether no component of `path` (absolute, without `.` or `..`) is a
+    /// symlink, as far as it exists: one openat2 answers what a walk asks of
+    /// each component. The kernel walks it in order and stops at the first
+    /// symlink (ELOOP) or missing component (ENOENT); at ENOENT every
+    /// component before was a plain directory, and none after exists.
+    pub fn has_no_symlinks(&self, path: impl AsRef<Path>) -> bool {
+        match openat2(
             self.0.as_fd(),
             path.as_ref().as_os_str(),
             libc::O_PATH,
             RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
-        )
-        .is_ok()
+        ) {
+            Ok(_) => true,
+            Err(e) => e.raw_os_error() == Some(libc::ENOENT),
+        }
     }
 
     /// The target of `path` if it is a symlink; `None` if it is anything
@@ -279,6 +284,13 @@ mod tests {
         assert_eq!(root.symlink_target(Path::new("/missing/x")), None);
         let link = root.resolve_nofollow(Path::new("/abs")).unwrap();
         assert!(is_symlink(link.as_fd()));
+        symlink("/nowhere", rootfs.join("dangling")).unwrap();
+        for plain in ["/etc", "/etc/missing", "/missing/deeper"] {
+            assert!(root.has_no_symlinks(plain), "{plain}");
+        }
+        for linked in ["/abs", "/abs/missing", "/up", "/dangling", "/dangling/x"] {
+            assert!(!root.has_no_symlinks(linked), "{linked}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -699,8 +699,9 @@ fn resolve_in_root(root: &InRoot, dest: &Path) -> PathBuf {
     use std::collections::VecDeque;
     use std::ffi::OsString;
     let clean = clean_path(dest);
-    // The usual case, a path of plain directories: nothing to follow.
-    if root.exists_without_symlinks(&clean) {
+    // The usual cases, a path of plain directories or a mount point still
+    // to be made under them: nothing to follow.
+    if root.has_no_symlinks(&clean) {
         return clean;
     }
     let mut todo: VecDeque<OsString> = clean
