@@ -283,11 +283,12 @@ impl Drop for LimitsHelper {
 /// without the manager.
 ///
 /// why: the manager finds each of its twelve controllers by reading
-/// mountinfo and /proc/self/cgroup through pathrs, which verifies its procfs
-/// handle around every open: about 850 system calls and 1.3 ms of a core,
-/// beside clone3 and the init's mounts on a two-core host, to write one
-/// file (and a fork for it). Anything more (a memory, cpu, pids, blkio, hugetlb or network
-/// section, even an empty one) goes through the manager as before.
+/// mountinfo and /proc/self/cgroup through pathrs, which verifies its
+/// procfs handle around every open: about 850 system calls and 1.3 ms of a
+/// core, beside clone3 and the init's mounts on a two-core host, to write
+/// one file (and a fork for it). Anything more (a memory, cpu, pids, blkio,
+/// hugetlb or network section, even an empty one) goes through the manager
+/// as before.
 fn v1_device_rules_only(
     resources: &LinuxResources,
     rootless: bool,
