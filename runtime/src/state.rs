@@ -197,6 +197,17 @@ impl Recovery {
     }
 }
 
+/// Runs `make` with the umask cleared, so the mode given to mkdir or mknod
+/// is the new file's mode exactly: no chmod after it (on ext4 a chmod is
+/// one more journalled inode update). The umask is the process's: call
+/// only while single-threaded, as every command here is.
+pub fn with_umask_cleared<T>(make: impl FnOnce() -> T) -> T {
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let made = make();
+    nix::sys::stat::umask(umask);
+    made
+}
+
 /// The per-container directory, locked for the lifetime of this value.
 pub struct ContainerDir {
     pub path: PathBuf,
@@ -209,7 +220,10 @@ impl ContainerDir {
         validate_id(id)?;
         create_root(root)?;
         let path = root.join(id);
-        match fs::create_dir(&path) {
+        let made = with_umask_cleared(|| {
+            std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o711).create(&path)
+        });
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(RuntimeError::AlreadyExists(id.to_string()).into())
@@ -218,7 +232,6 @@ impl ContainerDir {
                 return Err(e).with_context(|| format!("create state dir {}", path.display()))
             }
         }
-        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         let lock = lock_dir(&path)?;
         Ok(ContainerDir { path, _lock: lock })
     }

@@ -161,15 +161,13 @@ fn build(
     crate::trace::mark("console sockets");
 
     let fifo_path = dir.fifo_path();
-    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .context("create exec fifo")?;
-    // mkfifo's mode is cut by the umask; the init may be a non-root user or
-    // root of a user namespace, and must be able to open it for writing.
-    std::fs::set_permissions(
-        &fifo_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o622),
-    )
-    .context("chmod exec fifo")?;
+    // The mode is exact (mkfifo's is cut by the umask): the init may be a
+    // non-root user or root of a user namespace, and must be able to open
+    // it for writing.
+    crate::state::with_umask_cleared(|| {
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+    })
+    .context("create exec fifo")?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,

@@ -1034,21 +1034,20 @@ fn create_default_devices(root: &InRoot, dev: RawFd, in_user_ns: bool) -> Result
     if !in_user_ns {
         // The umask is cleared so mknod gives the mode exactly: no chmod
         // through procfs after each node.
-        let umask = nix::sys::stat::umask(Mode::empty());
-        let made = DEFAULT_DEVICES.iter().try_for_each(|(path, major, minor)| {
-            let name = Path::new(path).file_name().unwrap_or_default();
-            unlink_file_if_any(dev, name);
-            nix::sys::stat::mknodat(
-                Some(dev),
-                name,
-                SFlag::S_IFCHR,
-                Mode::from_bits_truncate(0o666),
-                makedev(*major, *minor),
-            )
-            .with_context(|| format!("create {path}: mknod {path}"))
+        return crate::state::with_umask_cleared(|| {
+            DEFAULT_DEVICES.iter().try_for_each(|(path, major, minor)| {
+                let name = Path::new(path).file_name().unwrap_or_default();
+                unlink_file_if_any(dev, name);
+                nix::sys::stat::mknodat(
+                    Some(dev),
+                    name,
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o666),
+                    makedev(*major, *minor),
+                )
+                .with_context(|| format!("create {path}: mknod {path}"))
+            })
         });
-        nix::sys::stat::umask(umask);
-        return made;
     }
     for (path, major, minor) in DEFAULT_DEVICES {
         make_node(
