@@ -159,7 +159,7 @@ impl InRoot {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
                 return None
             }
-            Err(_) => return self.0.readlink(path).ok(),
+            Err(_) => return readlink_by_pathrs(&self.0, path),
         };
         read_link_fd(fd.as_fd())
     }
@@ -227,6 +227,16 @@ impl InRoot {
         }
         let _ = self.0.remove_file(path);
     }
+}
+
+/// [`Root::readlink`], kept out of line. why: pathrs reads a link into a
+/// 128 KB buffer on the stack; inlined into a caller, the stack probe of
+/// that frame touched all 32 pages on every call, the fast path's too
+/// (32 page faults and 128 KB of RSS in the init, at its first mount).
+#[cold]
+#[inline(never)]
+fn readlink_by_pathrs(root: &Root, path: &Path) -> Option<PathBuf> {
+    root.readlink(path).ok()
 }
 
 /// readlinkat(fd, ""): the target of the symlink `fd` (an O_PATH
