@@ -529,13 +529,23 @@ fn list_one(entry: &fs::DirEntry) -> Found {
     Found::Broken(listed, status)
 }
 
-/// A small file's bytes, in one open and read: no statx for a size hint,
-/// which fs::read makes (`list` reads several per container).
+/// A small file's bytes, by open and plain reads (`list` reads several per
+/// container). why: `File::read_to_end`, like fs::read, first asks for a
+/// size hint, a statx and an lseek per file, which were a quarter of
+/// `list`'s system calls.
 pub fn read_small(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut data = Vec::with_capacity(4096);
-    File::open(path).ok()?.read_to_end(&mut data).ok()?;
-    Some(data)
+    let mut file = File::open(path).ok()?;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Some(data),
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The fields of a state.json that `list` prints: parsed up to the config,
@@ -774,6 +784,18 @@ mod tests {
         // A broken field, or a missing one, is not a state.
         assert!(parse_listed(br#"{"id": garbage"#).is_none());
         assert!(parse_listed(br#"{"id":"a","config":{}}"#).is_none());
+    }
+
+    #[test]
+    fn read_small_reads_a_file_whole_past_its_buffer() {
+        let path = std::env::temp_dir().join(format!("ozz-read-small-{}", std::process::id()));
+        let text: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_small(&path).as_deref(), Some(&text[..]));
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read_small(&path).as_deref(), Some(&b""[..]));
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_small(&path).is_none());
     }
 
     #[test]
