@@ -299,7 +299,10 @@ fn v1_device_rules_only(
 
 /// Whether no v1 controller but devices has anything to do: every section
 /// that makes libcgroups handle a controller is absent (an empty one
-/// counts as present, as it does for libcgroups).
+/// counts as present, as it does for libcgroups). Not
+/// rootless::needs_controllers, which asks whether any value is set: a
+/// section that sets none (`"pids": {"limit": -1}`) still has libcgroups
+/// write its default over what a reused cgroup held.
 fn asks_only_device_rules(resources: &LinuxResources) -> bool {
     let cpu_unset = resources.cpu().as_ref().is_none_or(|c| {
         c.shares().is_none()

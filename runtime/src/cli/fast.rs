@@ -51,11 +51,10 @@ pub fn parse(argv: &[OsString]) -> Option<Cli> {
         }
     };
     let command = match command {
-        "create" => Command::Create(create_args(&mut words, &mut Seen::default())?),
+        "create" => Command::Create(create_args(&mut words, |_, _| false)?),
         "run" => {
-            let mut seen = Seen::default();
             let (mut detach, mut keep) = (false, false);
-            let create = create_args_with(&mut words, &mut seen, |name, value| {
+            let create = create_args(&mut words, |name, value| {
                 match (name, value) {
                     ("d" | "detach", None) => detach = true,
                     ("keep", None) => keep = true,
@@ -101,15 +100,10 @@ pub fn parse(argv: &[OsString]) -> Option<Cli> {
     })
 }
 
-fn create_args(words: &mut Words, seen: &mut Seen) -> Option<CreateArgs> {
-    create_args_with(words, seen, |_, _| false)
-}
-
 /// `create`'s flags and its id; `more` takes the flags of `run` that
 /// `create` lacks (true when it took one).
-fn create_args_with(
+fn create_args(
     words: &mut Words,
-    seen: &mut Seen,
     mut more: impl FnMut(&str, Option<&str>) -> bool,
 ) -> Option<CreateArgs> {
     let mut args = CreateArgs {
@@ -121,7 +115,7 @@ fn create_args_with(
         no_new_keyring: false,
         preserve_fds: 0,
     };
-    let mut ids = operands(words, seen, |name, value| {
+    let mut ids = operands(words, |name, value| {
         match (name, value) {
             ("b" | "bundle", Some(v)) => args.bundle = PathBuf::from(v),
             ("console-socket", Some(v)) => args.console_socket = Some(PathBuf::from(v)),
@@ -142,7 +136,7 @@ fn create_args_with(
 }
 
 fn only_id(words: &mut Words) -> Option<String> {
-    let mut ids = operands(words, &mut Seen::default(), |_, _| false)?;
+    let mut ids = operands(words, |_, _| false)?;
     (ids.len() == 1).then(|| ids.remove(0))
 }
 
@@ -150,7 +144,7 @@ fn only_id(words: &mut Words) -> Option<String> {
 /// was given, and the operands.
 fn with_switch(words: &mut Words, short: &str, long: &str) -> Option<(bool, Vec<String>)> {
     let mut given = false;
-    let operands = operands(words, &mut Seen::default(), |name, value| {
+    let operands = operands(words, |name, value| {
         let known = value.is_none() && (name == short || name == long);
         given |= known;
         known
@@ -159,13 +153,13 @@ fn with_switch(words: &mut Words, short: &str, long: &str) -> Option<(bool, Vec<
 }
 
 /// The rest of the line: flags, each given to `take` (which says whether it
-/// knows it), then the operands. None at the first thing `take` refuses or
-/// a flag after an operand.
+/// knows it), then the operands. None at the first thing `take` refuses, a
+/// flag given twice or a flag after an operand.
 fn operands(
     words: &mut Words,
-    seen: &mut Seen,
     mut take: impl FnMut(&str, Option<&str>) -> bool,
 ) -> Option<Vec<String>> {
+    let mut seen = Seen::default();
     let mut operands = Vec::new();
     while let Some(word) = words.next() {
         let name = if let Some(long) = word.strip_prefix("--") {
@@ -180,7 +174,7 @@ fn operands(
         if !operands.is_empty() {
             return None;
         }
-        let (name, value) = words.flag(name, seen)?;
+        let (name, value) = words.flag(name, &mut seen)?;
         if !take(name, value) {
             return None;
         }
