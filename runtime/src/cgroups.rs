@@ -1071,21 +1071,37 @@ pub fn pids(path: &Path) -> Result<Vec<i32>> {
 }
 
 pub fn is_frozen(path: &Path) -> bool {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    // (`list` asks this of every container: read_small makes no statx.)
-    let read = |file: PathBuf| crate::state::read_small(&file).unwrap_or_default();
+    let mut content = [0u8; 16];
+    crate::state::Below::path(freezer_root())
+        .read_once(&freezer_file(path), &mut content)
+        .is_some_and(says_frozen)
+}
+
+/// The directory every cgroup's freezer state is below: the v1 freezer's,
+/// or the v2 root. (`list` opens it once for all its containers.)
+pub fn freezer_root() -> PathBuf {
     if is_v2() {
-        read(Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze")).trim_ascii() == b"1"
+        PathBuf::from(CGROUP_ROOT)
     } else {
-        read(
-            Path::new(CGROUP_ROOT)
-                .join("freezer")
-                .join(rel)
-                .join("freezer.state"),
-        )
-        .trim_ascii()
-            == b"FROZEN"
+        Path::new(CGROUP_ROOT).join("freezer")
     }
+}
+
+/// The file that holds the freezer state of the cgroup at `path`, as a
+/// path from freezer_root().
+pub fn freezer_file(path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    rel.join(if is_v2() {
+        "cgroup.freeze"
+    } else {
+        "freezer.state"
+    })
+}
+
+/// True if a freezer file's content (freezer.state or cgroup.freeze) says
+/// the cgroup is frozen.
+pub fn says_frozen(content: &[u8]) -> bool {
+    matches!(content.trim_ascii(), b"FROZEN" | b"1")
 }
 
 /// The directory of one v1 controller (or the v2 directory) of `path`.

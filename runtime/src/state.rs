@@ -303,7 +303,7 @@ impl ContainerDir {
     /// state.json without its config (as `list` reads it): enough to tell
     /// which init the directory belongs to.
     pub fn load_listed(&self) -> Option<Listed> {
-        read_small(&self.path.join(STATE_FILE)).and_then(|data| parse_listed(&data))
+        read_listed(&Below::path(&self.path), Path::new(STATE_FILE))
     }
 
     pub fn save(&self, state: &ContainerState) -> Result<()> {
@@ -440,6 +440,7 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("open {}", root.display())),
     };
+    let dirs = StatusDirs::opened(root);
     // why: each container costs a few file reads (state, /proc/PID/stat,
     // the freezer state), independent of the others: with many of them the
     // CPUs share the work. (No container is forked here, so threads are
@@ -447,8 +448,9 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
     let workers = if entries.len() < 32 {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        usable_cpus().min(4)
     };
+    let list_one = |entry: &fs::DirEntry| list_one(entry, &dirs);
     let found: Vec<Found> = if workers < 2 {
         entries.iter().map(list_one).collect()
     } else {
@@ -478,6 +480,20 @@ pub fn list_all(root: &Path) -> Result<Vec<(Listed, Status)>> {
     Ok(all)
 }
 
+/// The CPUs this process may run on. why: std's available_parallelism also
+/// reads the cgroup's CPU quota (/proc/self/cgroup, then two files of the
+/// cpu controller): eleven system calls of `list`'s own, for a count that
+/// here only caps a few threads.
+fn usable_cpus() -> usize {
+    use nix::sched::CpuSet;
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_or(1, |set| {
+        (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .count()
+            .max(1)
+    })
+}
+
 /// What one entry of the root is, for `list`.
 enum Found {
     /// A container and its state.
@@ -489,16 +505,17 @@ enum Found {
     Other,
 }
 
-fn list_one(entry: &fs::DirEntry) -> Found {
-    let dir = entry.path();
-    if let Some(listed) = read_small(&dir.join(STATE_FILE)).and_then(|data| parse_listed(&data)) {
-        let status = status_of(listed.pid, listed.pid_start_time, &listed.cgroup_path, &dir);
+fn list_one(entry: &fs::DirEntry, dirs: &StatusDirs) -> Found {
+    let name = Path::new(entry.file_name().as_os_str()).to_path_buf();
+    if let Some(listed) = read_listed(&dirs.root, &name.join(STATE_FILE)) {
+        let status = status_of(&listed, &name, dirs);
         return Found::State(listed, status);
     }
     let id = entry.file_name().to_string_lossy().into_owned();
     if !entry.file_type().is_ok_and(|t| t.is_dir()) || validate_id(&id).is_err() {
         return Found::Other;
     }
+    let dir = entry.path();
     let rec = Recovery::find(&dir);
     let status = if !rec.init_alive() {
         Status::Stopped
@@ -529,13 +546,138 @@ fn list_one(entry: &fs::DirEntry) -> Found {
     Found::Broken(listed, status)
 }
 
+/// The fields of the state.json at `file` below `dir` that `list` prints.
+/// why: most of a state.json is the config, which list does not read: the
+/// fields before it are nearly always in the first 4 KB, and when they
+/// parse from there that one read is all (the read that would find the
+/// end of the file is spared).
+fn read_listed(dir: &Below, file: &Path) -> Option<Listed> {
+    use std::io::Read;
+    let mut state = dir.open(file)?;
+    let mut data = vec![0u8; 4096];
+    let first = loop {
+        match state.read(&mut data) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    };
+    data.truncate(first);
+    if let Some(listed) = parse_listed(&data) {
+        return Some(listed);
+    }
+    // Cut short of the config, or not a state at all: the whole file decides.
+    let rest = read_all(state)?;
+    data.extend_from_slice(&rest);
+    parse_listed(&data)
+}
+
+/// A directory whose files are read by paths from it. For `list`, which
+/// reads the same few files of every container, it is held open: a path
+/// from an open directory spares the kernel the walk from `/` and the
+/// mounts crossed on the way (/proc, /sys/fs/cgroup/freezer), about half
+/// the cost of each open.
+pub struct Below {
+    path: PathBuf,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Below {
+    /// Files opened by their whole path, `path` joined to theirs.
+    pub fn path(path: impl Into<PathBuf>) -> Below {
+        Below {
+            path: path.into(),
+            fd: None,
+        }
+    }
+
+    /// `path` held open; if it cannot be, its files are opened by path.
+    pub fn opened(path: impl Into<PathBuf>) -> Below {
+        use nix::fcntl::OFlag;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let path = path.into();
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(&path, flags, nix::sys::stat::Mode::empty())
+            .ok()
+            // SAFETY: open just returned this descriptor; nothing else owns it.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        Below { path, fd }
+    }
+
+    fn open(&self, file: &Path) -> Option<File> {
+        use nix::fcntl::OFlag;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let Some(dir) = &self.fd else {
+            return File::open(self.path.join(file)).ok();
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            file,
+            flags,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Some(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// The start of a file of the kernel's (procfs, cgroupfs) by one read,
+    /// which gives all of a short one: the read that would find its end
+    /// is spared. Returns the bytes read into `buf`.
+    pub fn read_once<'b>(&self, file: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        use std::io::Read;
+        let len = self.open(file)?.read(buf).ok()?;
+        Some(&buf[..len])
+    }
+
+    fn exists(&self, file: &Path) -> bool {
+        use std::os::fd::AsRawFd;
+        match &self.fd {
+            None => self.path.join(file).exists(),
+            Some(dir) => {
+                nix::sys::stat::fstatat(Some(dir.as_raw_fd()), file, nix::fcntl::AtFlags::empty())
+                    .is_ok()
+            }
+        }
+    }
+}
+
+/// The directories the files that tell a container's status are below.
+struct StatusDirs {
+    /// The state root: each container's directory is named by its ID.
+    root: Below,
+    proc: Below,
+    /// The v1 freezer's directory or the v2 root (cgroups::freezer_file).
+    freezer: Below,
+}
+
+impl StatusDirs {
+    /// For one container: every file opened by its path.
+    fn paths(root: &Path) -> StatusDirs {
+        StatusDirs {
+            root: Below::path(root),
+            proc: Below::path("/proc"),
+            freezer: Below::path(crate::cgroups::freezer_root()),
+        }
+    }
+
+    /// For `list`: each directory held open.
+    fn opened(root: &Path) -> StatusDirs {
+        StatusDirs {
+            root: Below::opened(root),
+            proc: Below::opened("/proc"),
+            freezer: Below::opened(crate::cgroups::freezer_root()),
+        }
+    }
+}
+
 /// A small file's bytes, by open and plain reads (`list` reads several per
 /// container). why: `File::read_to_end`, like fs::read, first asks for a
 /// size hint, a statx and an lseek per file, which were a quarter of
 /// `list`'s system calls.
-pub fn read_small(path: &Path) -> Option<Vec<u8>> {
+fn read_all(mut file: File) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut file = File::open(path).ok()?;
     let mut data = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -552,33 +694,59 @@ pub fn read_small(path: &Path) -> Option<Vec<u8>> {
 /// which is most of the file and which list never needs. Files written
 /// before the config was put last have nothing list needs after it.
 fn parse_listed(data: &[u8]) -> Option<Listed> {
-    use serde::de::{DeserializeSeed, MapAccess, Visitor};
-    use serde_json::{Map, Value};
+    use serde::de::value::{MapAccessDeserializer, UnitDeserializer};
+    use serde::de::{DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 
-    // why: a visitor that stops at the "config" key. serde_json then
-    // reports the unread rest as an error, so the fields go out through
-    // the slot, not the return value.
-    struct UpToConfig<'a>(&'a mut Option<Listed>);
-    impl<'de> Visitor<'de> for UpToConfig<'_> {
+    // why: the state's own fields, read straight into a Listed (no map of
+    // values in between), and a map that ends at the "config" key: its
+    // value is given as (), which the Listed's IgnoredAny takes, and the
+    // file's rest is never read. serde_json then reports the unread rest
+    // as an error, so the fields go out through the slot.
+    struct UntilConfig<A> {
+        fields: A,
+        at_config: bool,
+    }
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for UntilConfig<A> {
+        type Error = A::Error;
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            if self.at_config {
+                return Ok(None);
+            }
+            let Some(key) = self.fields.next_key::<String>()? else {
+                return Ok(None);
+            };
+            self.at_config = key == "config";
+            seed.deserialize(key.into_deserializer()).map(Some)
+        }
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            if self.at_config {
+                return seed.deserialize(UnitDeserializer::new());
+            }
+            self.fields.next_value_seed(seed)
+        }
+    }
+    struct ToSlot<'a>(&'a mut Option<Listed>);
+    impl<'de> Visitor<'de> for ToSlot<'_> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a state object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut fields = Map::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "config" {
-                    break;
-                }
-                let value = map.next_value::<Value>()?;
-                fields.insert(key, value);
-            }
-            fields.insert("config".into(), Value::Null);
-            *self.0 = serde_json::from_value(Value::Object(fields)).ok();
+        fn visit_map<A: MapAccess<'de>>(self, fields: A) -> Result<(), A::Error> {
+            let until_config = UntilConfig {
+                fields,
+                at_config: false,
+            };
+            *self.0 = Listed::deserialize(MapAccessDeserializer::new(until_config)).ok();
             Ok(())
         }
     }
-    impl<'de> DeserializeSeed<'de> for UpToConfig<'_> {
+    impl<'de> DeserializeSeed<'de> for ToSlot<'_> {
         type Value = ();
         fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
@@ -591,7 +759,7 @@ fn parse_listed(data: &[u8]) -> Option<Listed> {
     // first call in a process probes the CPU's features: about ten CPUID
     // instructions, each a trap to the hypervisor in a VM (5 µs apiece
     // here), in every `run`. A reader counts lines as it goes.
-    let _ = UpToConfig(&mut listed).deserialize(&mut serde_json::Deserializer::from_reader(data));
+    let _ = ToSlot(&mut listed).deserialize(&mut serde_json::Deserializer::from_reader(data));
     listed
 }
 
@@ -637,45 +805,56 @@ pub struct ProcStat {
 }
 
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    use std::io::Read;
+    proc_stat_below(&Below::path("/proc"), pid)
+}
+
+fn proc_stat_below(proc: &Below, pid: i32) -> Option<ProcStat> {
     // One read into a buffer that holds any stat line (a 16-byte command
     // name and 52 numbers; we need the first 22 fields), where
     // read_to_string takes six small reads of a file whose size procfs
     // reports as 0; `list` does this per container.
     let mut buf = [0u8; 2048];
-    let len = File::open(format!("/proc/{pid}/stat"))
-        .ok()?
-        .read(&mut buf)
-        .ok()?;
-    let text = std::str::from_utf8(&buf[..len]).ok()?;
+    let text = proc.read_once(Path::new(&format!("{pid}/stat")), &mut buf)?;
+    let text = std::str::from_utf8(text).ok()?;
     // The command name may hold spaces and parentheses: split after the last ')'.
-    let after = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
+    let mut fields = text[text.rfind(')')? + 2..].split(' ');
     Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        start_time: fields.get(19)?.parse().ok()?,
+        state: fields.next()?.chars().next()?,
+        start_time: fields.nth(18)?.parse().ok()?,
     })
 }
 
 /// True while `pid` is still the init we started (not a recycled PID, not
 /// a zombie).
 fn init_alive(pid: i32, pid_start_time: u64) -> bool {
+    init_alive_below(&Below::path("/proc"), pid, pid_start_time)
+}
+
+fn init_alive_below(proc: &Below, pid: i32, pid_start_time: u64) -> bool {
     pid > 0
-        && proc_stat(pid).is_some_and(|stat| {
+        && proc_stat_below(proc, pid).is_some_and(|stat| {
             stat.start_time == pid_start_time && !matches!(stat.state, 'Z' | 'X')
         })
 }
 
-/// The status of a container whose state.json names this init and cgroup.
-fn status_of(pid: i32, pid_start_time: u64, cgroup_path: &Path, dir: &Path) -> Status {
-    if !init_alive(pid, pid_start_time) {
+/// The status of the container whose directory is `name` below the root.
+fn status_of<C>(state: &StateFile<C>, name: &Path, dirs: &StatusDirs) -> Status {
+    if !init_alive_below(&dirs.proc, state.pid, state.pid_start_time) {
         return Status::Stopped;
     }
     // A frozen container is paused whether or not it was started.
-    if crate::cgroups::is_frozen(cgroup_path) {
+    let mut freezer_state = [0u8; 16];
+    if dirs
+        .freezer
+        .read_once(
+            &crate::cgroups::freezer_file(&state.cgroup_path),
+            &mut freezer_state,
+        )
+        .is_some_and(crate::cgroups::says_frozen)
+    {
         return Status::Paused;
     }
-    if dir.join(EXEC_FIFO).exists() {
+    if dirs.root.exists(&name.join(EXEC_FIFO)) {
         return Status::Created;
     }
     Status::Running
@@ -687,8 +866,13 @@ impl<C> StateFile<C> {
         init_alive(self.pid, self.pid_start_time)
     }
 
+    /// The status of the container whose directory is `dir`.
     pub fn status(&self, dir: &Path) -> Status {
-        status_of(self.pid, self.pid_start_time, &self.cgroup_path, dir)
+        let (root, name) = (
+            dir.parent().unwrap_or(dir),
+            dir.file_name().unwrap_or_default(),
+        );
+        status_of(self, Path::new(name), &StatusDirs::paths(root))
     }
 
     /// Refuses what needs the container's cgroup when it has none.
@@ -787,15 +971,41 @@ mod tests {
     }
 
     #[test]
-    fn read_small_reads_a_file_whole_past_its_buffer() {
-        let path = std::env::temp_dir().join(format!("ozz-read-small-{}", std::process::id()));
+    fn read_all_reads_a_file_whole_past_its_buffer() {
+        let path = std::env::temp_dir().join(format!("ozz-read-all-{}", std::process::id()));
         let text: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &text).unwrap();
-        assert_eq!(read_small(&path).as_deref(), Some(&text[..]));
+        assert_eq!(
+            read_all(File::open(&path).unwrap()).as_deref(),
+            Some(&text[..])
+        );
         std::fs::write(&path, b"").unwrap();
-        assert_eq!(read_small(&path).as_deref(), Some(&b""[..]));
+        assert_eq!(
+            read_all(File::open(&path).unwrap()).as_deref(),
+            Some(&b""[..])
+        );
         std::fs::remove_file(&path).unwrap();
-        assert!(read_small(&path).is_none());
+    }
+
+    #[test]
+    fn list_reads_fields_that_run_past_the_first_read() {
+        let dir = std::env::temp_dir().join(format!("ozz-read-listed-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let long = "x".repeat(6000);
+        let state = format!(
+            r#"{{"id":"a","pid":7,"pid_start_time":9,"bundle":"/b","rootfs":"/r","created":"t","owner":"root","annotations":{{"long":"{long}"}},"cgroup_path":"/c","rootless":true,"config":{{}}}}"#
+        );
+        fs::write(dir.join(STATE_FILE), &state).unwrap();
+        for below in [Below::path(&dir), Below::opened(&dir)] {
+            let listed = read_listed(&below, Path::new(STATE_FILE)).expect("listed");
+            assert_eq!(listed.annotations["long"], long);
+            assert!(listed.rootless);
+        }
+        // Cut inside the fields: not a state.
+        fs::write(dir.join(STATE_FILE), &state[..5000]).unwrap();
+        assert!(read_listed(&Below::opened(&dir), Path::new(STATE_FILE)).is_none());
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(read_listed(&Below::opened(&dir), Path::new(STATE_FILE)).is_none());
     }
 
     #[test]

@@ -177,6 +177,52 @@ fn list_shows_containers_as_table_and_json() {
     assert!(stdout(&out).lines().any(|l| l == b.id));
 }
 
+/// With many containers (32 or more) `list` reads them in parallel, each
+/// file below a directory it opened once: every row must still say what
+/// `state` says of the same container, in each status.
+#[test]
+fn list_agrees_with_state_for_many_containers_in_every_status() {
+    let statuses = ["created", "running", "paused", "stopped"];
+    let bundles: Vec<Bundle> = (0..40)
+        .map(|_| {
+            bundle(
+                "list-many",
+                &["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"],
+            )
+        })
+        .collect();
+    for (i, b) in bundles.iter().enumerate() {
+        b.create_ok();
+        let want = statuses[i % statuses.len()];
+        if want != "created" {
+            let out = b.cmd("start", &[]);
+            assert!(out.status.success(), "start: {}", stderr(&out));
+        }
+        match want {
+            "paused" => assert!(b.cmd("pause", &[]).status.success()),
+            "stopped" => {
+                assert!(ozz(&["kill", &b.id, "KILL"]).status.success());
+                b.wait_status("stopped");
+            }
+            _ => {}
+        }
+    }
+    let out = ozz(&["list", "--format", "json"]);
+    assert!(out.status.success(), "list: {}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, b) in bundles.iter().enumerate() {
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == b.id.as_str())
+            .unwrap_or_else(|| panic!("{} not listed", b.id));
+        let state = b.state();
+        assert_eq!(row["status"], statuses[i % statuses.len()], "{row}");
+        for field in ["status", "pid", "bundle", "created"] {
+            assert_eq!(row[field], state[field], "{field} of {}", b.id);
+        }
+    }
+}
+
 #[test]
 fn ps_lists_every_process_of_the_container() {
     let b = bundle("ps", &["sh", "-c", "sleep 100 & sleep 100 & wait"]);

@@ -1,6 +1,6 @@
 //! The lifecycle commands' command lines as podman, conmon and containerd's
 //! shim write them (`create`, `run`, `start`, `state`, `kill`, `delete`,
-//! with runc's global options), read without clap.
+//! with runc's global options), and `list`, read without clap.
 //!
 //! why: clap's parse of `run` took about 170 µs of a 6.5 ms `run` on the
 //! host, most of it faulting in clap's code, and every lifecycle command
@@ -15,7 +15,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::{
-    Cli, Command, CreateArgs, DeleteArgs, GlobalOpts, IdArg, KillArgs, LogFormat, RunArgs,
+    Cli, Command, CreateArgs, DeleteArgs, GlobalOpts, IdArg, KillArgs, ListArgs, LogFormat,
+    OutputFormat, RunArgs,
 };
 
 /// The command line (program name first) read as clap would read it, or
@@ -81,6 +82,25 @@ pub fn parse(argv: &[OsString]) -> Option<Cli> {
                 id: ids.remove(0),
                 force,
             })
+        }
+        "list" => {
+            // Here `-f` is --format, which takes a value (delete's is --force).
+            words.format_flag = true;
+            let mut args = ListArgs {
+                format: OutputFormat::Table,
+                quiet: false,
+            };
+            let none = operands(&mut words, |name, value| {
+                match (name, value) {
+                    ("f" | "format", Some("table")) => args.format = OutputFormat::Table,
+                    ("f" | "format", Some("json")) => args.format = OutputFormat::Json,
+                    ("q" | "quiet", None) => args.quiet = true,
+                    _ => return false,
+                }
+                true
+            })?;
+            none.is_empty().then_some(())?;
+            Command::List(args)
         }
         "kill" => {
             let (all, mut operands) = with_switch(&mut words, "a", "all")?;
@@ -186,8 +206,9 @@ fn operands(
 #[derive(Default)]
 struct Seen(Vec<String>);
 
-/// Which flags take a value (every other one is a switch).
-const WITH_VALUE: [&str; 8] = [
+/// Which flags take a value (every other one is a switch), but for
+/// `list`'s `-f` (Words::format_flag).
+const WITH_VALUE: [&str; 9] = [
     "root",
     "log",
     "log-format",
@@ -196,12 +217,15 @@ const WITH_VALUE: [&str; 8] = [
     "console-socket",
     "pid-file",
     "preserve-fds",
+    "format",
 ];
 
 /// The line's words, all UTF-8 and none empty (else clap reads it).
 struct Words<'a> {
     words: Vec<&'a str>,
     at: usize,
+    /// `-f` is --format (list), not --force (delete).
+    format_flag: bool,
 }
 
 impl<'a> Words<'a> {
@@ -213,7 +237,11 @@ impl<'a> Words<'a> {
                     .filter(|w| !w.is_empty() && *w != "-" && *w != "--")
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Words { words, at: 0 })
+        Some(Words {
+            words,
+            at: 0,
+            format_flag: false,
+        })
     }
 
     fn next(&mut self) -> Option<&'a str> {
@@ -231,7 +259,8 @@ impl<'a> Words<'a> {
             Some((name, value)) => (name, Some(value)),
             None => (spelled, None),
         };
-        let value = match (WITH_VALUE.contains(&name), inline) {
+        let takes_value = WITH_VALUE.contains(&name) || (self.format_flag && name == "f");
+        let value = match (takes_value, inline) {
             (true, Some(v)) => Some(v).filter(|v| !v.starts_with('-')),
             (true, None) => Some(self.next().filter(|v| !v.starts_with('-'))?),
             (false, Some(_)) => return None,
@@ -243,8 +272,10 @@ impl<'a> Words<'a> {
         let canonical = match name {
             "b" => "bundle",
             "d" => "detach",
+            "f" if self.format_flag => "format",
             "f" => "force",
             "a" => "all",
+            "q" => "quiet",
             other => other,
         };
         if seen.0.iter().any(|s| s == canonical) {
@@ -306,6 +337,16 @@ mod tests {
                 }
             }
             lines.push(format!("{g} start c1"));
+            for f in [
+                "",
+                "-q",
+                "--quiet",
+                "-f json",
+                "--format table -q",
+                "--format=json",
+            ] {
+                lines.push(format!("{g} list {f}"));
+            }
             lines.push(format!("{g} state c1"));
             for f in ["", "-f", "--force"] {
                 lines.push(format!("{g} delete {f} c1"));
@@ -329,7 +370,12 @@ mod tests {
             "create --help",
             "-v",
             "--version",
-            "list",
+            "list c1",
+            "list -f yaml",
+            "list -f json --format table",
+            "list -q --quiet",
+            "list -f",
+            "list --force",
             "exec c1 true",
             "--root /a --root /b state c1",
             "create -b /a --bundle /b c1",
