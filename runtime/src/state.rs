@@ -307,8 +307,17 @@ impl ContainerDir {
     }
 
     pub fn save(&self, state: &ContainerState) -> Result<()> {
+        self.prepare_state(state)?.commit()
+    }
+
+    /// state.json written whole beside its place, under a name no reader
+    /// looks at: [`PreparedState::commit`] puts it in place. (create writes
+    /// it while the init mounts and only renames it once the init is ready.)
+    pub fn prepare_state(&self, state: &ContainerState) -> Result<PreparedState> {
         let json = serde_json::to_vec(state)?;
-        write_atomic(&self.path.join(STATE_FILE), &json)
+        let path = self.path.join(STATE_FILE);
+        let written = write_beside(&path, &json)?;
+        Ok(PreparedState { written, path })
     }
 
     /// Removes the directory and everything in it.
@@ -379,11 +388,31 @@ pub fn load_state_file(path: &Path) -> Result<ContainerState> {
 
 /// Write to a temporary file beside `path`, then rename over it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = write_beside(path, data)?;
+    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+}
+
+/// `data` in a new file beside `path` (its name with `.tmpPID`); returns
+/// that file's path.
+fn write_beside(path: &Path, data: &[u8]) -> Result<PathBuf> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     file.write_all(data)?;
-    drop(file);
-    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+    Ok(tmp)
+}
+
+/// A state.json written beside its place (ContainerDir::prepare_state).
+pub struct PreparedState {
+    written: PathBuf,
+    path: PathBuf,
+}
+
+impl PreparedState {
+    /// Puts the state in place, whole, in one rename.
+    pub fn commit(self) -> Result<()> {
+        fs::rename(&self.written, &self.path)
+            .with_context(|| format!("rename to {}", self.path.display()))
+    }
 }
 
 /// Every container under the root with its status, oldest first; a
