@@ -1098,10 +1098,10 @@ pub fn freezer_file(path: &Path) -> PathBuf {
     })
 }
 
-/// True if a freezer file's content (freezer.state or cgroup.freeze) says
-/// the cgroup is frozen.
+/// True if the content of freezer_file() says the cgroup is frozen:
+/// `1` in v2's cgroup.freeze, `FROZEN` in v1's freezer.state.
 pub fn says_frozen(content: &[u8]) -> bool {
-    matches!(content.trim_ascii(), b"FROZEN" | b"1")
+    content.trim_ascii() == if is_v2() { &b"1"[..] } else { b"FROZEN" }
 }
 
 /// The directory of one v1 controller (or the v2 directory) of `path`.
