@@ -315,9 +315,7 @@ impl ContainerDir {
     /// it while the init mounts and only renames it once the init is ready.)
     pub fn prepare_state(&self, state: &ContainerState) -> Result<PreparedState> {
         let json = serde_json::to_vec(state)?;
-        let path = self.path.join(STATE_FILE);
-        let written = write_beside(&path, &json)?;
-        Ok(PreparedState { written, path })
+        write_beside(&self.path.join(STATE_FILE), &json)
     }
 
     /// Removes the directory and everything in it.
@@ -388,27 +386,30 @@ pub fn load_state_file(path: &Path) -> Result<ContainerState> {
 
 /// Write to a temporary file beside `path`, then rename over it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = write_beside(path, data)?;
-    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+    write_beside(path, data)?.commit()
 }
 
-/// `data` in a new file beside `path` (its name with `.tmpPID`); returns
-/// that file's path.
-fn write_beside(path: &Path, data: &[u8]) -> Result<PathBuf> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+/// `data` in a new file beside `path` (its name with `.tmpPID`), not yet
+/// in its place.
+fn write_beside(path: &Path, data: &[u8]) -> Result<PreparedState> {
+    let written = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file =
+        File::create(&written).with_context(|| format!("create {}", written.display()))?;
     file.write_all(data)?;
-    Ok(tmp)
+    Ok(PreparedState {
+        written,
+        path: path.to_path_buf(),
+    })
 }
 
-/// A state.json written beside its place (ContainerDir::prepare_state).
+/// A file written whole beside its place (write_beside).
 pub struct PreparedState {
     written: PathBuf,
     path: PathBuf,
 }
 
 impl PreparedState {
-    /// Puts the state in place, whole, in one rename.
+    /// Puts the file in place, whole, in one rename.
     pub fn commit(self) -> Result<()> {
         fs::rename(&self.written, &self.path)
             .with_context(|| format!("rename to {}", self.path.display()))
@@ -535,12 +536,12 @@ enum Found {
 }
 
 fn list_one(entry: &fs::DirEntry, dirs: &StatusDirs) -> Found {
-    let name = Path::new(entry.file_name().as_os_str()).to_path_buf();
+    let name = PathBuf::from(entry.file_name());
     if let Some(listed) = read_listed(&dirs.root, &name.join(STATE_FILE)) {
         let status = status_of(&listed, &name, dirs);
         return Found::State(listed, status);
     }
-    let id = entry.file_name().to_string_lossy().into_owned();
+    let id = name.to_string_lossy().into_owned();
     if !entry.file_type().is_ok_and(|t| t.is_dir()) || validate_id(&id).is_err() {
         return Found::Other;
     }
